@@ -1,0 +1,22 @@
+"""Dynamical systems, an RK4 integrator and dataset generators.
+
+The Lorenz 1963 and Lorenz 1996 systems as vector fields, a fixed-step RK4
+integrator vectorised over trajectories, and ``make_*`` functions returning
+surrogate-learning datasets as :class:`~sklearn.utils.Bunch` objects.
+"""
+
+from ._base import get_data_home
+from ._generators import make_lorenz63, make_lorenz96
+from ._integrate import rk4
+from ._systems import LORENZ63_SCALE, LORENZ63_SHIFT, lorenz63, lorenz96
+
+__all__ = [
+    "LORENZ63_SCALE",
+    "LORENZ63_SHIFT",
+    "get_data_home",
+    "lorenz63",
+    "lorenz96",
+    "make_lorenz63",
+    "make_lorenz96",
+    "rk4",
+]

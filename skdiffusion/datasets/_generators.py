@@ -1,0 +1,342 @@
+"""``make_*`` functions: trajectories of a dynamical system as a learning problem."""
+
+import numbers
+import os
+
+import numpy as np
+from joblib import Memory
+from sklearn.utils import Bunch, check_random_state
+
+from ._base import get_data_home
+from ._integrate import rk4
+from ._systems import LORENZ63_SCALE, LORENZ63_SHIFT, lorenz63, lorenz96
+
+# Requests with at least this many states are cached on disk when cache="auto":
+# below it, generating is faster than reading back.
+CACHE_MIN_STATES = 1_000_000
+
+_SYSTEMS = {"lorenz63": lorenz63, "lorenz96": lorenz96}
+
+
+def _check_int(name, value, low):
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise ValueError(f"{name} must be an int, got {value!r}.")
+    if value < low:
+        raise ValueError(f"{name} must be >= {low}, got {value}.")
+    return int(value)
+
+
+def _check_positive(name, value):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ValueError(f"{name} must be a real number, got {value!r}.")
+    if not np.isfinite(value) or value <= 0:
+        raise ValueError(f"{name} must be finite and > 0, got {value}.")
+    return float(value)
+
+
+def _check_common(n_trajectories, n_steps, dt, burn_in, lead_steps, normalize,
+                  cache, dtype):
+    n_trajectories = _check_int("n_trajectories", n_trajectories, 1)
+    n_steps = _check_int("n_steps", n_steps, 1)
+    dt = _check_positive("dt", dt)
+    burn_in = _check_int("burn_in", burn_in, 0)
+    lead_steps = _check_int("lead_steps", lead_steps, 1)
+    if lead_steps >= n_steps:
+        raise ValueError(
+            f"lead_steps must be < n_steps={n_steps} so that every trajectory "
+            f"gives at least one (X, y) pair, got {lead_steps}."
+        )
+    if not isinstance(normalize, bool | np.bool_):
+        raise ValueError(f"normalize must be a bool, got {normalize!r}.")
+    if not (isinstance(cache, bool | np.bool_) or cache == "auto"):
+        raise ValueError(f"cache must be True, False or 'auto', got {cache!r}.")
+    try:
+        dtype = np.dtype(dtype)
+    except TypeError:
+        raise ValueError(f"dtype must be float32 or float64, got {dtype!r}.") from None
+    if dtype not in (np.float32, np.float64):
+        raise ValueError(f"dtype must be float32 or float64, got {dtype!r}.")
+    return n_trajectories, n_steps, dt, burn_in, lead_steps, dtype
+
+
+def _simulate(system, params, x0, dt, burn_in, n_steps, dtype):
+    """Burn in from ``x0``, then record ``n_steps`` states of each trajectory."""
+    func = _SYSTEMS[system]
+
+    def field(x):
+        return func(x, **params)
+
+    x = rk4(field, x0, dt, burn_in, return_trajectory=False)
+    return rk4(field, x, dt, n_steps - 1, dtype=dtype)
+
+
+def _trajectories(system, params, x0, dt, burn_in, n_steps, dtype, cache,
+                  data_home):
+    n_states = x0.shape[0] * n_steps
+    if cache is True or (cache == "auto" and n_states >= CACHE_MIN_STATES):
+        location = os.path.join(get_data_home(data_home), "cache")
+        simulate = Memory(location, verbose=0).cache(_simulate)
+    else:
+        simulate = _simulate
+    # The key includes x0, so any random_state (int or RandomState) is cached
+    # correctly: the same initial states give the same trajectories.
+    return simulate(system, params, x0, dt, burn_in, n_steps, dtype.name)
+
+
+def _pairs(trajectories, lead_steps, shift, scale, dtype):
+    """(X, y, groups) with y the increment lead_steps ahead, within trajectories."""
+    n_trajectories, n_steps, n_dim = trajectories.shape
+    start = trajectories[:, :-lead_steps]
+    X = ((start - shift) / scale).reshape(-1, n_dim).astype(dtype, copy=False)
+    y = ((trajectories[:, lead_steps:] - start) / scale).reshape(-1, n_dim)
+    y = y.astype(dtype, copy=False)
+    groups = np.repeat(np.arange(n_trajectories), n_steps - lead_steps)
+    return X, y, groups
+
+
+def _bunch(trajectories, dt, lead_steps, shift, scale, normalize, dtype,
+           feature_names, descr):
+    if not normalize:
+        shift, scale = np.zeros_like(shift), np.ones_like(scale)
+    X, y, groups = _pairs(trajectories, lead_steps, shift, scale, dtype)
+    return Bunch(
+        trajectories=trajectories,
+        X=X,
+        y=y,
+        groups=groups,
+        dt=dt,
+        lead_steps=lead_steps,
+        shift=shift,
+        scale=scale,
+        feature_names=feature_names,
+        DESCR=descr,
+    )
+
+
+_LORENZ63_DESCR = """\
+Lorenz 1963 trajectories
+------------------------
+
+States of the Lorenz (1963) system (sigma=10, rho=28, beta=8/3) integrated
+with classical fourth-order Runge-Kutta, after a burn-in from random initial
+states spread around the attractor.
+
+- trajectories: (n_trajectories, n_steps, 3), model units.
+- X: the state at step i, y: x(i + lead_steps) - x(i); pairs never straddle
+  two trajectories; groups gives the trajectory of each row (for GroupKFold).
+- With normalize=True, X = (x - shift) / scale and y = increment / scale
+  (normalised units), with the paper's shift and scale.
+
+Finn, Disson, Farchi, Bocquet & Durand (2024) used 16 trajectories of 10^6
+steps with dt=0.01 for training and separately seeded test trajectories; the
+target is the increment over 10 steps (0.1 model time units).
+"""
+
+
+def make_lorenz63(
+    n_trajectories,
+    n_steps,
+    *,
+    dt=0.01,
+    burn_in=5000,
+    lead_steps=10,
+    normalize=True,
+    random_state=None,
+    dtype=np.float64,
+    cache="auto",
+    data_home=None,
+):
+    """Generate Lorenz 1963 trajectories and surrogate-learning pairs.
+
+    Each trajectory starts from a random state spread around the attractor,
+    is integrated ``burn_in`` steps with RK4 (discarded), then ``n_steps``
+    states are recorded. ``X`` holds the states and ``y`` the increment
+    ``lead_steps`` ahead, the target of the paper's surrogate models.
+
+    Parameters
+    ----------
+    n_trajectories : int
+        Number of independent trajectories (>= 1).
+    n_steps : int
+        Number of states recorded per trajectory (>= 1).
+    dt : float, default=0.01
+        RK4 time step in model time units (MTU).
+    burn_in : int, default=5000
+        Steps discarded before recording: 50 MTU at ``dt=0.01``, about 45
+        Lyapunov times, so every trajectory is on the attractor and has
+        forgotten its initial state.
+    lead_steps : int, default=10
+        The target ``y`` is ``x(i + lead_steps) - x(i)``; must be
+        ``< n_steps``. The paper uses 10 steps (0.1 MTU).
+    normalize : bool, default=True
+        If True, ``X = (x - shift) / scale`` and ``y = increment / scale``
+        with the paper's constants :data:`LORENZ63_SHIFT` and
+        :data:`LORENZ63_SCALE`; else raw model units (``shift`` 0,
+        ``scale`` 1).
+    random_state : int, RandomState instance or None, default=None
+        Seeds the initial states. Use different seeds for train and test sets.
+    dtype : {np.float64, np.float32}, default=np.float64
+        dtype of ``trajectories``, ``X`` and ``y``; integration is always in
+        float64. float32 halves the memory (the paper-scale set takes 1.2 GB
+        in float64).
+    cache : bool or "auto", default="auto"
+        Cache the trajectories on disk under ``data_home`` (joblib.Memory);
+        "auto" caches requests of at least 10^6 states.
+    data_home : str or path-like, default=None
+        Cache folder; see :func:`get_data_home`.
+
+    Returns
+    -------
+    data : :class:`~sklearn.utils.Bunch`
+        Dictionary-like object with attributes:
+
+        trajectories : ndarray of shape (n_trajectories, n_steps, 3)
+            The states in model units.
+        X : ndarray of shape (n_trajectories * (n_steps - lead_steps), 3)
+            States, normalised if ``normalize``.
+        y : ndarray of shape (n_trajectories * (n_steps - lead_steps), 3)
+            Increments ``lead_steps`` ahead, in the units of ``X``'s scale.
+        groups : ndarray of shape (n_trajectories * (n_steps - lead_steps),)
+            Trajectory index of each row.
+        dt : float
+            The time step.
+        lead_steps : int
+            Steps between ``X`` and the state of ``y``.
+        shift, scale : ndarray of shape (3,)
+            ``X * scale + shift`` and ``y * scale`` are in model units.
+        feature_names : list of str
+            ``["x", "y", "z"]``.
+        DESCR : str
+            Description of the dataset.
+
+    See Also
+    --------
+    make_lorenz96 : The same for the Lorenz 1996 system.
+    lorenz63 : The vector field.
+
+    Notes
+    -----
+    Finn et al. (2024), "Representation learning with unconditional denoising
+    diffusion models for dynamical systems", Nonlin. Processes Geophys. 31,
+    409-431, train on 16 trajectories of 10^6 steps (dt=0.01, 1.6e7 states)
+    and test on separately seeded trajectories:
+    ``make_lorenz63(16, 1_000_000, random_state=0)`` for training and another
+    seed for testing.
+
+    Examples
+    --------
+    >>> from sklearn.model_selection import GroupKFold
+    >>> from skdiffusion.datasets import make_lorenz63
+    >>> data = make_lorenz63(4, 1000, random_state=0)
+    >>> data.trajectories.shape, data.X.shape, data.y.shape
+    ((4, 1000, 3), (3960, 3), (3960, 3))
+    >>> splits = GroupKFold(n_splits=4).split(data.X, data.y, data.groups)
+    """
+    n_trajectories, n_steps, dt, burn_in, lead_steps, dtype = _check_common(
+        n_trajectories, n_steps, dt, burn_in, lead_steps, normalize, cache, dtype
+    )
+    rng = check_random_state(random_state)
+    x0 = LORENZ63_SHIFT + LORENZ63_SCALE * rng.standard_normal((n_trajectories, 3))
+    trajectories = _trajectories(
+        "lorenz63", {}, x0, dt, burn_in, n_steps, dtype, cache, data_home
+    )
+    return _bunch(trajectories, dt, lead_steps, LORENZ63_SHIFT.copy(),
+                  LORENZ63_SCALE.copy(), normalize, dtype, ["x", "y", "z"],
+                  _LORENZ63_DESCR)
+
+
+def make_lorenz96(
+    n_trajectories,
+    n_steps,
+    *,
+    n_dim=40,
+    forcing=8.0,
+    dt=0.01,
+    burn_in=5000,
+    lead_steps=10,
+    normalize=True,
+    random_state=None,
+    dtype=np.float64,
+    cache="auto",
+    data_home=None,
+):
+    """Generate Lorenz 1996 trajectories and surrogate-learning pairs.
+
+    Parameters
+    ----------
+    n_trajectories : int
+        Number of independent trajectories (>= 1).
+    n_steps : int
+        Number of states recorded per trajectory (>= 1).
+    n_dim : int, default=40
+        Number of variables on the ring (>= 4).
+    forcing : float, default=8.0
+        The forcing ``F``.
+    dt : float, default=0.01
+        RK4 time step in model time units (MTU).
+    burn_in : int, default=5000
+        Steps discarded before recording.
+    lead_steps : int, default=10
+        The target ``y`` is ``x(i + lead_steps) - x(i)``; must be ``< n_steps``.
+    normalize : bool, default=True
+        If True, normalise by the climatological mean and standard deviation
+        of a long run (the same for every variable, by symmetry).
+    random_state : int, RandomState instance or None, default=None
+        Seeds the initial states.
+    dtype : {np.float64, np.float32}, default=np.float64
+        dtype of ``trajectories``, ``X`` and ``y``.
+    cache : bool or "auto", default="auto"
+        Cache the trajectories on disk; "auto" caches requests of at least
+        10^6 states.
+    data_home : str or path-like, default=None
+        Cache folder; see :func:`get_data_home`.
+
+    Returns
+    -------
+    data : :class:`~sklearn.utils.Bunch`
+        As :func:`make_lorenz63`, with ``n_dim`` variables.
+
+    See Also
+    --------
+    make_lorenz63 : The same for the Lorenz 1963 system.
+    lorenz96 : The vector field.
+
+    Examples
+    --------
+    >>> from skdiffusion.datasets import make_lorenz96
+    >>> data = make_lorenz96(2, 500, random_state=0)
+    >>> data.X.shape
+    (980, 40)
+    """
+    n_trajectories, n_steps, dt, burn_in, lead_steps, dtype = _check_common(
+        n_trajectories, n_steps, dt, burn_in, lead_steps, normalize, cache, dtype
+    )
+    n_dim = _check_int("n_dim", n_dim, 4)
+    if isinstance(forcing, bool) or not isinstance(forcing, numbers.Real) or (
+        not np.isfinite(forcing)
+    ):
+        raise ValueError(f"forcing must be a finite real number, got {forcing!r}.")
+    rng = check_random_state(random_state)
+    mean, std = _lorenz96_climatology(n_dim, float(forcing))
+    x0 = mean + std * rng.standard_normal((n_trajectories, n_dim))
+    trajectories = _trajectories(
+        "lorenz96", {"forcing": float(forcing)}, x0, dt, burn_in, n_steps, dtype,
+        cache, data_home,
+    )
+    descr = (
+        f"Lorenz 1996 trajectories, {n_dim} variables, forcing {forcing}; "
+        "see make_lorenz63's description for the fields."
+    )
+    return _bunch(trajectories, dt, lead_steps, np.full(n_dim, mean),
+                  np.full(n_dim, std), normalize, dtype,
+                  [f"x{i}" for i in range(n_dim)], descr)
+
+
+def _lorenz96_climatology(n_dim, forcing):
+    """Climatological mean and std of one variable (placeholder: measured)."""
+    rng = np.random.default_rng(0)
+    x0 = forcing + rng.standard_normal((8, n_dim))
+    x = rk4(lambda s: lorenz96(s, forcing=forcing), x0, 0.01, 2000,
+            return_trajectory=False)
+    path = rk4(lambda s: lorenz96(s, forcing=forcing), x, 0.01, 2000)
+    return float(path.mean()), float(path.std())
