@@ -1,0 +1,62 @@
+"""Denoising diffusion in plain torch: schedules, denoiser, training, samplers.
+
+Nothing here knows scikit-learn; `skdiffusion.DiffusionFeaturizer` wraps it.
+"""
+
+from .network import Denoiser, ResidualBlock, timestep_embedding
+from .parameterization import (
+    PARAMETERIZATIONS,
+    check_parameterization,
+    loss_target,
+    to_noise,
+    to_state,
+)
+from .sampling import (
+    SAMPLERS,
+    partial_diffusion,
+    sample_ddim,
+    sample_ddpm,
+    timestep_grid,
+)
+from .schedules import (
+    SCHEDULES,
+    Schedule,
+    cosine_schedule,
+    get_schedule,
+    linear_schedule,
+)
+from .training import (
+    LR_SCHEDULES,
+    TrainingDivergedError,
+    TrainingHistory,
+    denoising_loss,
+    learning_rate_at,
+    train_denoiser,
+)
+
+__all__ = [
+    "LR_SCHEDULES",
+    "PARAMETERIZATIONS",
+    "SAMPLERS",
+    "SCHEDULES",
+    "Denoiser",
+    "ResidualBlock",
+    "Schedule",
+    "TrainingDivergedError",
+    "TrainingHistory",
+    "check_parameterization",
+    "cosine_schedule",
+    "denoising_loss",
+    "get_schedule",
+    "learning_rate_at",
+    "linear_schedule",
+    "loss_target",
+    "partial_diffusion",
+    "sample_ddim",
+    "sample_ddpm",
+    "timestep_embedding",
+    "timestep_grid",
+    "to_noise",
+    "to_state",
+    "train_denoiser",
+]

@@ -1,0 +1,222 @@
+"""The denoiser of Finn et al. (2024): a residual MLP conditioned on the step by FiLM.
+
+    x -> Linear -> n_blocks x [LayerNorm -> FiLM(t) -> Linear -> ReLU -> Linear
+         -> * gamma, + input] -> Linear -> prediction
+
+FiLM depends on the step t only, and t is an integer in 0..T, so the FiLM
+gain ``1 + scale`` and shift of every step can be tabulated once and gathered
+by t (training), or computed once per fixed time (features, sampling).
+"""
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = ["Denoiser", "ResidualBlock", "timestep_embedding"]
+
+
+def timestep_embedding(t, dim=512, max_period=10000.0):
+    """Sinusoidal embedding ``[sin(t f), cos(t f)]`` of integer steps t.
+
+    The ``dim // 2`` frequencies ``f_i = max_period ** (-i / (dim // 2 - 1))``
+    run from 1 down to ``1 / max_period``.
+
+    Parameters
+    ----------
+    t : torch.Tensor of shape (n,)
+        Steps (integers or floats).
+    dim : int, default=512
+        Embedding size, even and at least 4.
+    max_period : float, default=10000.0
+        Longest period of the sinusoids.
+
+    Returns
+    -------
+    torch.Tensor of shape (n, dim), float32
+    """
+    half = dim // 2
+    exponents = torch.arange(half, dtype=torch.float64, device=t.device) / (half - 1)
+    frequencies = torch.exp(-math.log(max_period) * exponents)
+    angles = t.to(torch.float64)[:, None] * frequencies
+    return torch.cat([angles.sin(), angles.cos()], dim=1).float()
+
+
+class ResidualBlock(nn.Module):
+    """LayerNorm -> FiLM -> Linear -> ReLU -> Linear, scaled by gamma, plus input."""
+
+    def __init__(self, n_hidden, time_embedding_dim):
+        super().__init__()
+        self.n_hidden = n_hidden
+        self.film = nn.Linear(time_embedding_dim, 2 * n_hidden)
+        self.fc1 = nn.Linear(n_hidden, n_hidden)
+        self.fc2 = nn.Linear(n_hidden, n_hidden)
+        # layer scale: each block starts as (almost) the identity
+        self.gamma = nn.Parameter(torch.full((n_hidden,), 1e-6))
+        offset = torch.cat([torch.ones(n_hidden), torch.zeros(n_hidden)])
+        self.register_buffer("film_offset", offset, persistent=False)
+
+    def film_constants(self, embedding):
+        """``[1 + scale, shift]`` of shape (n, 2 * n_hidden) for time embeddings."""
+        return self.film(embedding) + self.film_offset
+
+    def forward(self, h, film, normed=None):
+        """Apply the block to h given its `film_constants` (per row or broadcast).
+
+        `normed` may pass ``layer_norm(h)`` when it is already known.
+        """
+        gain, shift = film[..., : self.n_hidden], film[..., self.n_hidden :]
+        if normed is None:
+            normed = F.layer_norm(h, (self.n_hidden,))
+        y = torch.addcmul(shift, normed, gain)
+        y = self.fc2(F.relu(self.fc1(y), inplace=True))
+        return torch.addcmul(h, y, self.gamma)
+
+
+class Denoiser(nn.Module):
+    """Residual MLP denoiser with FiLM conditioning on the integer diffusion step.
+
+    Parameters
+    ----------
+    n_features : int
+        Size of the state (3 for Lorenz 63).
+    n_hidden : int, default=256
+        Width of the residual blocks; also the number of features per time.
+    n_blocks : int, default=3
+        Number of residual blocks.
+    time_embedding_dim : int, default=512
+        Size of the sinusoidal step embedding (even).
+    max_period : float, default=10000
+        Longest period of the step embedding.
+    n_steps : int, default=1000
+        Number of diffusion steps T; steps 0..T are tabulated for training.
+        Other steps still work, they are only not tabulated.
+    """
+
+    def __init__(
+        self,
+        n_features,
+        n_hidden=256,
+        n_blocks=3,
+        time_embedding_dim=512,
+        max_period=10000,
+        n_steps=1000,
+    ):
+        super().__init__()
+        if time_embedding_dim < 4 or time_embedding_dim % 2:
+            raise ValueError(
+                "time_embedding_dim must be an even integer >= 4, got "
+                f"{time_embedding_dim!r}."
+            )
+        self.n_features = n_features
+        self.n_hidden = n_hidden
+        self.n_blocks = n_blocks
+        self.time_embedding_dim = time_embedding_dim
+        self.max_period = max_period
+        self.n_steps = n_steps
+        self.in_proj = nn.Linear(n_features, n_hidden)
+        self.blocks = nn.ModuleList(
+            ResidualBlock(n_hidden, time_embedding_dim) for _ in range(n_blocks)
+        )
+        self.out_proj = nn.Linear(n_hidden, n_features)
+        # a constant: kept out of the state dict, rebuilt with the module
+        table = timestep_embedding(
+            torch.arange(n_steps + 1), time_embedding_dim, max_period
+        )
+        self.register_buffer("embedding_table", table, persistent=False)
+
+    def film(self, t):
+        """FiLM constants of every block at the integer steps t.
+
+        Parameters
+        ----------
+        t : torch.Tensor of shape (n,)
+            Steps.
+
+        Returns
+        -------
+        torch.Tensor of shape (n, n_blocks * 2 * n_hidden)
+            For each block in turn, ``1 + scale`` then ``shift``.
+        """
+        t = torch.as_tensor(t, device=self.embedding_table.device).reshape(-1)
+        embedding = timestep_embedding(t, self.time_embedding_dim, self.max_period)
+        return self._film(embedding)
+
+    def film_table(self):
+        """FiLM constants for every step 0..n_steps, as `film` (row t is step t)."""
+        return self._film(self.embedding_table)
+
+    def _film(self, embedding):
+        if not self.blocks:
+            return embedding.new_zeros(embedding.shape[0], 0)
+        return torch.cat([b.film_constants(embedding) for b in self.blocks], dim=1)
+
+    def _split(self, film):
+        width = 2 * self.n_hidden
+        return [film[..., i * width : (i + 1) * width] for i in range(self.n_blocks)]
+
+    def trunk(self, z, film):
+        """Output of the last block for inputs z and FiLM constants `film`.
+
+        `film` is as returned by `film`, one row per sample or a single row
+        broadcast over the batch.
+        """
+        h = self.in_proj(z)
+        for block, block_film in zip(self.blocks, self._split(film), strict=True):
+            h = block(h, block_film)
+        return h
+
+    def forward(self, z, t):
+        """Predict (velocity, noise or state) for noised states z at steps t.
+
+        Parameters
+        ----------
+        z : torch.Tensor of shape (batch, n_features)
+        t : int or torch.Tensor of shape () or (batch,)
+            Integer steps; a single step is shared by the whole batch.
+
+        Returns
+        -------
+        torch.Tensor of shape (batch, n_features)
+        """
+        t = torch.as_tensor(t, device=z.device)
+        if t.ndim == 0:
+            film = self.film(t)
+        elif t.shape[0] > self.embedding_table.shape[0]:
+            # fewer distinct steps than samples: FiLM once per step, then gather
+            film = self.film_table()[t]
+        else:
+            film = self.film(t)
+        return self.out_proj(self.trunk(z, film))
+
+    @torch.no_grad()
+    def features(self, x, times):
+        """Output of the last block at each fixed time, concatenated.
+
+        The clean state x is fed as the noised state at every time, as in
+        Finn et al. (2024); FiLM is computed once per time, not per sample.
+
+        Parameters
+        ----------
+        x : torch.Tensor of shape (batch, n_features)
+        times : sequence of int
+            Steps at which to evaluate the network.
+
+        Returns
+        -------
+        torch.Tensor of shape (batch, n_hidden * len(times))
+            Column ``i * n_hidden + j`` is unit j at ``times[i]``.
+        """
+        film = self.film(torch.as_tensor(times).reshape(-1))
+        h0 = self.in_proj(x)
+        normed0 = F.layer_norm(h0, (self.n_hidden,))
+        out = h0.new_empty(x.shape[0], self.n_hidden * film.shape[0])
+        for i, time_film in enumerate(film):
+            h = h0
+            for k, (block, block_film) in enumerate(
+                zip(self.blocks, self._split(time_film), strict=True)
+            ):
+                h = block(h, block_film, normed=normed0 if k == 0 else None)
+            out[:, i * self.n_hidden : (i + 1) * self.n_hidden] = h
+        return out

@@ -1,0 +1,239 @@
+"""Samplers as functions: ancestral DDPM, deterministic DDIM, partial diffusion.
+
+Every sampler walks a decreasing grid of steps ``timesteps = [t_1 > ... > t_K]``
+(each in 1..T), evaluating the network at each grid step and moving to the
+next one; after ``t_K`` it moves to step 0, the clean state. A grid may skip
+steps: the transitions use alpha_bar of the two grid steps only.
+"""
+
+import sys
+
+import torch
+
+from .parameterization import check_parameterization, to_noise, to_state
+from .training import _randn
+
+__all__ = [
+    "partial_diffusion",
+    "sample_ddim",
+    "sample_ddpm",
+    "timestep_grid",
+]
+
+
+def timestep_grid(t_start, n_steps):
+    """Decreasing grid of `n_steps` steps evenly spaced from `t_start` to 1.
+
+    The steps are ``round(t_start * (1 - k / n_steps))`` for k = 0..n_steps-1,
+    so the sampler's final move from the last grid step to 0 is of the same
+    size as the others. `n_steps` is capped at `t_start`.
+
+    Parameters
+    ----------
+    t_start : int
+        First (noisiest) step, >= 1.
+    n_steps : int
+        Number of network evaluations, >= 1.
+
+    Returns
+    -------
+    torch.Tensor of shape (min(n_steps, t_start),), int64
+    """
+    if t_start < 1 or n_steps < 1:
+        raise ValueError(
+            f"t_start and n_steps must be >= 1, got {t_start!r} and {n_steps!r}."
+        )
+    n_steps = min(int(n_steps), int(t_start))
+    grid = torch.linspace(t_start, 0, n_steps + 1, dtype=torch.float64)[:-1]
+    return grid.round().long()
+
+
+def _check_grid(timesteps, schedule):
+    timesteps = [int(t) for t in torch.as_tensor(timesteps).reshape(-1)]
+    if not timesteps:
+        raise ValueError("timesteps must not be empty.")
+    if any(a <= b for a, b in zip(timesteps, timesteps[1:], strict=False)):
+        raise ValueError("timesteps must be strictly decreasing.")
+    if timesteps[-1] < 1 or timesteps[0] > schedule.n_steps:
+        raise ValueError(
+            f"timesteps must lie in 1..{schedule.n_steps}, got "
+            f"{timesteps[0]}..{timesteps[-1]}."
+        )
+    return timesteps
+
+
+def _progress(index, total, disable):
+    if not disable:
+        print(
+            f"\rsampling step {index + 1}/{total}", end="", file=sys.stderr, flush=True
+        )
+        if index + 1 == total:
+            print(file=sys.stderr)
+
+
+def _denoise(model, z, t, ab, parameterization):
+    prediction = model(z, t)
+    return (
+        to_state(parameterization, prediction, z, ab),
+        to_noise(parameterization, prediction, z, ab),
+    )
+
+
+@torch.no_grad()
+def sample_ddpm(
+    model,
+    z,
+    schedule,
+    timesteps,
+    parameterization="velocity",
+    generator=None,
+    callback=None,
+    disable=True,
+):
+    """Ancestral sampling of DDPM (Ho et al., 2020) on a grid of steps.
+
+    Between consecutive grid steps t > s it samples the Gaussian posterior
+    q(z_s | z_t, x = x_hat), with alpha = alpha_bar[t] / alpha_bar[s], mean
+    ``sqrt(alpha_bar[s]) (1 - alpha) / (1 - alpha_bar[t]) x_hat
+    + sqrt(alpha) (1 - alpha_bar[s]) / (1 - alpha_bar[t]) z_t`` and variance
+    ``(1 - alpha_bar[s]) / (1 - alpha_bar[t]) (1 - alpha)``; the last move,
+    to s = 0, returns x_hat.
+
+    Parameters
+    ----------
+    model : Denoiser
+    z : torch.Tensor of shape (batch, n_features)
+        Noised states at step ``timesteps[0]`` (pure noise at step T).
+    schedule : Schedule
+    timesteps : sequence of int
+        Strictly decreasing steps in 1..T, e.g. from `timestep_grid`.
+    parameterization : {"velocity", "noise", "state"}, default="velocity"
+    generator : torch.Generator, default=None
+        Source of the sampling noise.
+    callback : callable, default=None
+        Called as ``callback({"i", "t", "z", "x_hat"})`` after each step.
+    disable : bool, default=True
+        Hide the progress line.
+
+    Returns
+    -------
+    torch.Tensor like z
+        The generated clean states.
+    """
+    check_parameterization(parameterization)
+    timesteps = _check_grid(timesteps, schedule)
+    alpha_bar = schedule.alpha_bar.tolist()
+    for i, t in enumerate(timesteps):
+        s = timesteps[i + 1] if i + 1 < len(timesteps) else 0
+        ab_t, ab_s = alpha_bar[t], alpha_bar[s]
+        x_hat, _ = _denoise(model, z, t, ab_t, parameterization)
+        alpha = ab_t / ab_s
+        if s == 0:
+            z = x_hat
+        else:
+            mean = ((ab_s**0.5) * (1 - alpha) / (1 - ab_t)) * x_hat + (
+                (alpha**0.5) * (1 - ab_s) / (1 - ab_t)
+            ) * z
+            std = ((1 - ab_s) / (1 - ab_t) * (1 - alpha)) ** 0.5
+            z = mean + std * _randn(z.shape, generator, z.device, z.dtype)
+        if callback is not None:
+            callback({"i": i, "t": t, "z": z, "x_hat": x_hat})
+        _progress(i, len(timesteps), disable)
+    return z
+
+
+@torch.no_grad()
+def sample_ddim(
+    model,
+    z,
+    schedule,
+    timesteps,
+    parameterization="velocity",
+    callback=None,
+    disable=True,
+):
+    """Deterministic DDIM sampling (Song et al., 2021, eta = 0) on a grid of steps.
+
+    Between grid steps t > s: ``z_s = sqrt(alpha_bar[s]) x_hat
+    + sqrt(1 - alpha_bar[s]) eps_hat``; the last move, to s = 0, returns x_hat.
+    Parameters are those of `sample_ddpm`, without a generator.
+
+    Returns
+    -------
+    torch.Tensor like z
+        The generated clean states.
+    """
+    check_parameterization(parameterization)
+    timesteps = _check_grid(timesteps, schedule)
+    alpha_bar = schedule.alpha_bar.tolist()
+    for i, t in enumerate(timesteps):
+        s = timesteps[i + 1] if i + 1 < len(timesteps) else 0
+        x_hat, eps_hat = _denoise(model, z, t, alpha_bar[t], parameterization)
+        ab_s = alpha_bar[s]
+        z = x_hat if s == 0 else ab_s**0.5 * x_hat + (1 - ab_s) ** 0.5 * eps_hat
+        if callback is not None:
+            callback({"i": i, "t": t, "z": z, "x_hat": x_hat})
+        _progress(i, len(timesteps), disable)
+    return z
+
+
+SAMPLERS = {"ddpm": sample_ddpm, "ddim": sample_ddim}
+
+
+@torch.no_grad()
+def partial_diffusion(
+    model,
+    x,
+    tau,
+    schedule,
+    n_steps,
+    method="ddpm",
+    parameterization="velocity",
+    generator=None,
+    disable=True,
+):
+    """Noise states to pseudo-time tau, then denoise them back (Finn et al., 2024).
+
+    ``z_tau = sqrt(alpha_bar[tau]) x + sigma[tau] eps``, then `method` on
+    ``timestep_grid(tau, n_steps)``. Repeated with fresh noise, this samples
+    the attractor near x; the spread grows with tau. With ``tau = 0`` nothing
+    is noised and a copy of x is returned.
+
+    Parameters
+    ----------
+    model : Denoiser
+    x : torch.Tensor of shape (batch, n_features)
+        Clean (standardised) states.
+    tau : int
+        Pseudo-time in 0..T to noise to.
+    schedule : Schedule
+    n_steps : int
+        Number of denoising steps from tau to 0 (capped at tau).
+    method : {"ddpm", "ddim"}, default="ddpm"
+    parameterization : {"velocity", "noise", "state"}, default="velocity"
+    generator : torch.Generator, default=None
+        Source of the noise (the initial noising and DDPM's steps).
+    disable : bool, default=True
+        Hide the progress line.
+
+    Returns
+    -------
+    torch.Tensor like x
+    """
+    if method not in SAMPLERS:
+        raise ValueError(
+            f"Unknown method {method!r}; expected one of {sorted(SAMPLERS)}."
+        )
+    check_parameterization(parameterization)
+    if not 0 <= tau <= schedule.n_steps:
+        raise ValueError(f"tau must be in 0..{schedule.n_steps}, got {tau!r}.")
+    if tau == 0:
+        return x.clone()
+    ab = float(schedule.alpha_bar[tau])
+    z = ab**0.5 * x + (1 - ab) ** 0.5 * _randn(x.shape, generator, x.device, x.dtype)
+    grid = timestep_grid(tau, n_steps)
+    if method == "ddim":
+        return sample_ddim(model, z, schedule, grid, parameterization, disable=disable)
+    return sample_ddpm(
+        model, z, schedule, grid, parameterization, generator, disable=disable
+    )
