@@ -1,11 +1,21 @@
 """Vector fields of the dynamical systems, on arrays of shape ``(..., n_dim)``."""
 
+import functools
+
 import numpy as np
 
 # The paper's normalisation of Lorenz 63 states (Finn et al., 2024, public code):
 # x_normalised = (x - LORENZ63_SHIFT) / LORENZ63_SCALE.
 LORENZ63_SHIFT = np.array([0.0450, 0.0451, 23.5463])
 LORENZ63_SCALE = np.array([7.9239, 9.0124, 8.6261])
+
+
+@functools.lru_cache(maxsize=8)
+def _lorenz63_matrices(sigma, rho, beta):
+    linear = np.array([[-sigma, rho, 0.0], [sigma, -1.0, 0.0], [0.0, 0.0, -beta]])
+    # x times (0, -z, y): the two quadratic terms -x z and x y.
+    quadratic = np.array([[0.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, -1.0, 0.0]])
+    return linear, quadratic
 
 
 def lorenz63(x, *, sigma=10.0, rho=28.0, beta=8.0 / 3.0):
@@ -15,8 +25,12 @@ def lorenz63(x, *, sigma=10.0, rho=28.0, beta=8.0 / 3.0):
     ----------
     x : array-like of shape (..., 3)
         States; the last axis holds the three variables.
-    sigma, rho, beta : float, default=10, 28, 8/3
-        The classical parameters, which give the butterfly attractor.
+    sigma : float, default=10.0
+        Prandtl number.
+    rho : float, default=28.0
+        Rayleigh number.
+    beta : float, default=8/3
+        Geometric factor.
 
     Returns
     -------
@@ -30,7 +44,12 @@ def lorenz63(x, *, sigma=10.0, rho=28.0, beta=8.0 / 3.0):
     Notes
     -----
     E. N. Lorenz (1963), "Deterministic nonperiodic flow", J. Atmos. Sci. 20,
-    130-141.
+    130-141. The classical parameters give the butterfly attractor.
+
+    The field is evaluated as ``x @ linear + x[..., :1] * (x @ quadratic)``:
+    linear terms plus ``x`` times a linear map. Two small matrix products cost
+    fewer numpy calls than assembling the three components, which matters
+    because RK4 calls it four times per step for a small batch of states.
 
     Examples
     --------
@@ -38,9 +57,16 @@ def lorenz63(x, *, sigma=10.0, rho=28.0, beta=8.0 / 3.0):
     >>> lorenz63([1.0, 1.0, 1.0])
     array([ 0.        , 26.        , -1.66666667])
     """
-    x = np.asarray(x, dtype=float)
-    u, v, w = x[..., 0], x[..., 1], x[..., 2]
-    return np.stack([sigma * (v - u), u * (rho - w) - v, u * v - beta * w], axis=-1)
+    x = np.asarray(x, dtype=np.float64)
+    linear, quadratic = _lorenz63_matrices(sigma, rho, beta)
+    return x @ linear + x[..., :1] * (x @ quadratic)
+
+
+@functools.lru_cache(maxsize=8)
+def _ring_neighbours(n_dim):
+    """Indices of x[i+1], x[i-1] and x[i-2] on a ring of n_dim variables."""
+    i = np.arange(n_dim)
+    return np.stack([(i + 1) % n_dim, (i - 1) % n_dim, (i - 2) % n_dim])
 
 
 def lorenz96(x, *, forcing=8.0):
@@ -74,6 +100,8 @@ def lorenz96(x, *, forcing=8.0):
     >>> lorenz96(np.full(5, 8.0))  # the fixed point x_i = F
     array([0., 0., 0., 0., 0.])
     """
-    x = np.asarray(x, dtype=float)
-    ahead, behind, two_behind = (np.roll(x, s, axis=-1) for s in (-1, 1, 2))
+    x = np.asarray(x, dtype=np.float64)
+    # One gather of the three neighbours is several times faster than np.roll.
+    neighbours = x[..., _ring_neighbours(x.shape[-1])]
+    ahead, behind, two_behind = np.moveaxis(neighbours, -2, 0)
     return (ahead - two_behind) * behind - x + forcing
