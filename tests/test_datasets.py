@@ -1,0 +1,304 @@
+"""Tests for skdiffusion.datasets: integrator accuracy, the systems' known
+statistics, and the make_* functions' contract."""
+
+import numpy as np
+import pytest
+from scipy.integrate import solve_ivp
+from sklearn.model_selection import GroupKFold
+
+from skdiffusion.datasets import (
+    LORENZ63_SCALE,
+    LORENZ63_SHIFT,
+    get_data_home,
+    lorenz63,
+    lorenz96,
+    make_lorenz63,
+    make_lorenz96,
+    rk4,
+)
+
+
+@pytest.fixture(scope="module")
+def attractor_state():
+    """A Lorenz 63 state on the attractor (20 MTU from (1, 1, 1))."""
+    return rk4(lorenz63, [1.0, 1.0, 1.0], 0.01, 2000, return_trajectory=False)
+
+
+# --- vector fields ---------------------------------------------------------
+
+
+def test_lorenz63_matches_the_equations():
+    x = np.random.default_rng(0).normal(scale=10, size=(4, 5, 3))
+    u, v, w = np.moveaxis(x, -1, 0)
+    expected = np.stack([10 * (v - u), u * (28 - w) - v, u * v - 8 / 3 * w], -1)
+    np.testing.assert_allclose(lorenz63(x), expected, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(
+        lorenz63([1.0, 2.0, 3.0], sigma=1.0, rho=2.0, beta=3.0), [1.0, -3.0, -7.0]
+    )
+
+
+def test_lorenz96_matches_the_equations():
+    x = np.random.default_rng(0).normal(size=(3, 7))
+    n = x.shape[-1]
+    expected = np.array(
+        [
+            [(row[(i + 1) % n] - row[i - 2]) * row[i - 1] - row[i] + 8.0
+             for i in range(n)]
+            for row in x
+        ]
+    )
+    np.testing.assert_allclose(lorenz96(x), expected, rtol=1e-12)
+    np.testing.assert_array_equal(lorenz96(np.full(6, 3.0), forcing=3.0), 0.0)
+
+
+# --- the integrator --------------------------------------------------------
+
+
+def test_rk4_matches_dop853_over_one_mtu(attractor_state):
+    reference = solve_ivp(
+        lambda t, x: lorenz63(x), (0.0, 1.0), attractor_state, method="DOP853",
+        rtol=1e-12, atol=1e-12,
+    ).y[:, -1]
+    ours = rk4(lorenz63, attractor_state, 0.001, 1000, return_trajectory=False)
+    assert np.max(np.abs(ours - reference)) < 1e-6
+
+
+def test_rk4_error_shrinks_as_dt_to_the_fourth(attractor_state):
+    reference = solve_ivp(
+        lambda t, x: lorenz63(x), (0.0, 1.0), attractor_state, method="DOP853",
+        rtol=1e-13, atol=1e-13,
+    ).y[:, -1]
+    dts = [0.02, 0.01, 0.005]
+    errors = [
+        np.linalg.norm(
+            rk4(lorenz63, attractor_state, dt, round(1 / dt), return_trajectory=False)
+            - reference
+        )
+        for dt in dts
+    ]
+    orders = np.log2(np.array(errors[:-1]) / np.array(errors[1:]))
+    np.testing.assert_allclose(orders, 4.0, atol=0.3)
+
+
+def test_rk4_batch_equals_single_runs(attractor_state):
+    starts = attractor_state + np.array([[0.0, 0.0, 0.0], [1.0, -2.0, 3.0]])
+    batch = rk4(lorenz63, starts, 0.01, 50)
+    assert batch.shape == (2, 51, 3)
+    for start, path in zip(starts, batch, strict=True):
+        np.testing.assert_allclose(rk4(lorenz63, start, 0.01, 50), path, rtol=1e-12)
+    np.testing.assert_array_equal(batch[:, 0], starts)
+    last = rk4(lorenz63, starts, 0.01, 50, return_trajectory=False)
+    np.testing.assert_array_equal(last, batch[:, -1])
+
+
+def test_rk4_verbose_reports_progress(capsys):
+    rk4(lorenz63, [1.0, 1.0, 1.0], 0.01, 20)
+    assert capsys.readouterr().out == ""
+    rk4(lorenz63, [1.0, 1.0, 1.0], 0.01, 20, verbose=True)
+    assert "20/20 steps" in capsys.readouterr().out
+
+
+# --- the systems' known statistics ------------------------------------------
+
+
+def test_lorenz63_climatology_matches_the_papers_normalisation():
+    # 256 x 100 MTU = 25,600 MTU. Normalised units make the 2 % tolerance
+    # |mean - shift| < 0.02 scale (the paper's x, y shifts are ~0.045, so a
+    # relative tolerance on the shift itself would be meaningless) and
+    # |std - scale| < 0.02 scale. Measured deviations: < 0.01 and < 0.001.
+    X = make_lorenz63(256, 10_000, burn_in=2000, random_state=0, cache=False).X
+    np.testing.assert_allclose(X.mean(axis=0), 0.0, atol=0.02)
+    np.testing.assert_allclose(X.std(axis=0), 1.0, atol=0.02)
+
+
+def largest_lyapunov_exponent(starts, dt=0.01, n_intervals=2000, steps=10):
+    """Benettin's method: follow a twin 1e-8 away, renormalising every
+    ``steps`` steps, and average the log growth rate over trajectories."""
+    delta = 1e-8
+    direction = np.ones_like(starts) / np.sqrt(3.0)
+    pair = np.stack([starts, starts + delta * direction])
+    log_growth = 0.0
+    for _ in range(n_intervals):
+        pair = rk4(lorenz63, pair, dt, steps, return_trajectory=False)
+        separation = pair[1] - pair[0]
+        distance = np.linalg.norm(separation, axis=-1, keepdims=True)
+        log_growth += np.log(distance / delta)
+        pair[1] = pair[0] + separation * (delta / distance)
+    return float(np.mean(log_growth) / (n_intervals * steps * dt))
+
+
+def test_lorenz63_largest_lyapunov_exponent_is_0_9():
+    # 16 trajectories x 200 MTU, starting on the attractor.
+    starts = make_lorenz63(16, 2, lead_steps=1, random_state=0).trajectories[:, 0]
+    assert largest_lyapunov_exponent(starts) == pytest.approx(0.90, abs=0.03)
+
+
+def test_lorenz96_climatology_is_the_known_one():
+    # F=8, 40 variables: 8 x 50 MTU, pooled over variables.
+    data = make_lorenz96(8, 5000, burn_in=2000, random_state=0, normalize=False)
+    assert data.trajectories.mean() == pytest.approx(2.34, abs=0.1)
+    assert data.trajectories.std() == pytest.approx(3.64, abs=0.15)
+    # The stored normalisation is the same climatology.
+    assert data.trajectories.mean() == pytest.approx(
+        make_lorenz96(1, 2, lead_steps=1).shift[0], abs=0.1
+    )
+
+
+# --- make_* contract ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("make", [make_lorenz63, make_lorenz96])
+def test_same_random_state_same_data_different_different(make):
+    kwargs = dict(n_trajectories=3, n_steps=200, burn_in=100)
+    first, again = make(**kwargs, random_state=1), make(**kwargs, random_state=1)
+    other = make(**kwargs, random_state=2)
+    np.testing.assert_array_equal(first.trajectories, again.trajectories)
+    np.testing.assert_array_equal(first.X, again.X)
+    assert np.abs(first.trajectories - other.trajectories).min() > 0
+    # A RandomState instance is used, not reset: two draws differ.
+    rng = np.random.RandomState(0)
+    assert not np.array_equal(
+        make(**kwargs, random_state=rng).X, make(**kwargs, random_state=rng).X
+    )
+
+
+def test_trajectories_differ_from_each_other():
+    data = make_lorenz63(64, 2, lead_steps=1, random_state=0)
+    starts = data.trajectories[:, 0]
+    # Spread over the attractor: the across-trajectory std is climatological.
+    assert np.all(starts.std(axis=0) > 0.7 * LORENZ63_SCALE)
+    # And on it: inside the attractor's bounding box.
+    assert np.all(np.abs(starts[:, :2]) < [21, 28])
+    assert np.all((starts[:, 2] > 0) & (starts[:, 2] < 50))
+
+
+@pytest.mark.parametrize("make", [make_lorenz63, make_lorenz96])
+@pytest.mark.parametrize("normalize", [True, False])
+def test_X_y_groups_are_consistent_with_trajectories(make, normalize):
+    n_trajectories, n_steps, lead = 3, 40, 7
+    data = make(n_trajectories, n_steps, lead_steps=lead, burn_in=50,
+                normalize=normalize, random_state=0)
+    paths = data.trajectories
+    n_dim = paths.shape[-1]
+    n_pairs = n_steps - lead
+    assert data.X.shape == data.y.shape == (n_trajectories * n_pairs, n_dim)
+    np.testing.assert_array_equal(data.groups, np.repeat(np.arange(3), n_pairs))
+    # Row r of trajectory g pairs step i with step i + lead of the same g.
+    raw_X = data.X * data.scale + data.shift
+    np.testing.assert_allclose(raw_X, paths[:, :-lead].reshape(-1, n_dim), atol=1e-9)
+    np.testing.assert_allclose(
+        data.y * data.scale, (paths[:, lead:] - paths[:, :-lead]).reshape(-1, n_dim),
+        atol=1e-9,
+    )
+    if not normalize:
+        np.testing.assert_array_equal(data.X, paths[:, :-lead].reshape(-1, n_dim))
+    assert data.dt == 0.01 and data.lead_steps == lead
+    assert len(data.feature_names) == n_dim and data.DESCR
+
+
+def test_lorenz63_uses_the_papers_constants():
+    data = make_lorenz63(2, 20, burn_in=10, random_state=0)
+    np.testing.assert_array_equal(data.shift, [0.0450, 0.0451, 23.5463])
+    np.testing.assert_array_equal(data.scale, [7.9239, 9.0124, 8.6261])
+    np.testing.assert_array_equal(LORENZ63_SHIFT, data.shift)
+    assert data.trajectories.shape == (2, 20, 3)
+
+
+def test_group_k_fold_never_splits_a_trajectory():
+    data = make_lorenz63(4, 30, burn_in=10, random_state=0)
+    for train, test in GroupKFold(n_splits=4).split(data.X, data.y, data.groups):
+        assert not set(data.groups[train]) & set(data.groups[test])
+
+
+def test_float32_output():
+    data = make_lorenz63(2, 100, burn_in=10, random_state=0, dtype=np.float32)
+    assert data.trajectories.dtype == data.X.dtype == data.y.dtype == np.float32
+    reference = make_lorenz63(2, 100, burn_in=10, random_state=0)
+    np.testing.assert_allclose(data.X, reference.X, atol=1e-5)
+
+
+def test_verbose_prints_only_when_asked(capsys):
+    make_lorenz63(2, 30, burn_in=10, random_state=0)
+    assert capsys.readouterr().out == ""
+    make_lorenz63(2, 30, burn_in=10, random_state=0, verbose=True)
+    assert "steps" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "kwargs, name",
+    [
+        ({"n_steps": 0}, "n_steps"),
+        ({"n_steps": 2.5}, "n_steps"),
+        ({"n_steps": True}, "n_steps"),
+        ({"n_trajectories": 0}, "n_trajectories"),
+        ({"n_trajectories": "3"}, "n_trajectories"),
+        ({"dt": 0.0}, "dt"),
+        ({"dt": -0.01}, "dt"),
+        ({"dt": np.nan}, "dt"),
+        ({"dt": np.inf}, "dt"),
+        ({"dt": "0.01"}, "dt"),
+        ({"burn_in": -1}, "burn_in"),
+        ({"lead_steps": 20}, "lead_steps"),
+        ({"lead_steps": 0}, "lead_steps"),
+        ({"normalize": "yes"}, "normalize"),
+        ({"random_state": "seed"}, "random_state"),
+        ({"cache": "sometimes"}, "cache"),
+        ({"dtype": np.int64}, "dtype"),
+        ({"dtype": "nonsense"}, "dtype"),
+    ],
+)
+@pytest.mark.parametrize("make", [make_lorenz63, make_lorenz96])
+def test_bad_input_raises_value_error_naming_the_argument(make, kwargs, name):
+    arguments = {"n_trajectories": 2, "n_steps": 20, "burn_in": 10, **kwargs}
+    with pytest.raises(ValueError, match=name):
+        make(**arguments)
+
+
+@pytest.mark.parametrize(
+    "kwargs, name",
+    [({"n_dim": 3}, "n_dim"), ({"forcing": np.nan}, "forcing"),
+     ({"forcing": "8"}, "forcing")],
+)
+def test_lorenz96_bad_input(kwargs, name):
+    with pytest.raises(ValueError, match=name):
+        make_lorenz96(2, 20, **kwargs)
+
+
+# --- data home and cache ------------------------------------------------------
+
+
+def test_get_data_home_argument_environment_and_default(tmp_path, monkeypatch):
+    folder = tmp_path / "given"
+    assert get_data_home(folder) == str(folder) and folder.is_dir()
+    monkeypatch.setenv("SKDIFFUSION_DATA", str(tmp_path / "from_env"))
+    assert get_data_home() == str(tmp_path / "from_env")
+    monkeypatch.delenv("SKDIFFUSION_DATA")
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert get_data_home() == str(tmp_path / "skdiffusion_data")
+
+
+def test_cache_serves_the_second_request_from_disk(tmp_path, monkeypatch):
+    kwargs = dict(burn_in=10, random_state=0, cache=True, data_home=tmp_path)
+    first = make_lorenz63(2, 50, **kwargs)
+    assert any(tmp_path.rglob("*.pkl"))
+
+    def fail(*args, **kwargs):
+        raise AssertionError("integrated again instead of reading the cache")
+
+    monkeypatch.setattr("skdiffusion.datasets._generators.rk4", fail)
+    again = make_lorenz63(2, 50, **kwargs)
+    np.testing.assert_array_equal(first.trajectories, again.trajectories)
+    np.testing.assert_array_equal(first.y, again.y)
+    # A different request is a different cache entry.
+    with pytest.raises(AssertionError, match="integrated again"):
+        make_lorenz63(2, 50, **{**kwargs, "random_state": 1})
+
+
+def test_small_requests_are_not_cached_by_default(tmp_path, monkeypatch):
+    make_lorenz63(2, 50, burn_in=10, random_state=0, data_home=tmp_path)
+    make_lorenz63(2, 50, burn_in=10, random_state=0, cache=False, data_home=tmp_path)
+    assert not any(tmp_path.iterdir())
+    monkeypatch.setattr("skdiffusion.datasets._generators.CACHE_MIN_STATES", 100)
+    monkeypatch.setenv("SKDIFFUSION_DATA", str(tmp_path / "env"))
+    make_lorenz63(2, 50, burn_in=10, random_state=0)
+    assert any((tmp_path / "env").rglob("*.pkl"))
