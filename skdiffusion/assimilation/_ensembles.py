@@ -17,6 +17,9 @@ from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 
 from ._analysis import check_covariance
 
+# Length of the diffusion's pseudo-time axis (DESIGN.md: 1000 discrete steps).
+N_DIFFUSION_STEPS = 1000
+
 # The paper's static background covariances for Lorenz 1963, in model (raw)
 # units: Finn et al. (2024) apply them to de-normalised states, and in
 # normalised units their y and z variances would exceed the climatological
@@ -189,12 +192,16 @@ class DiffusionEnsemble(BaseEstimator):
         with its ``sample_ensemble(X, tau, n_members, *, n_steps, method,
         random_state)`` method).
     tau : int, default=130
-        Pseudo-time (0..1000) to which the states are noised; 0 returns the
-        denoised state itself in every member.
+        Pseudo-time (0..1000) to which the states are noised; the spread
+        grows with it, and at 0 every member is the input state.
     n_members : int, default=50
         Ensemble size (>= 2).
     n_steps : int, default=100
-        Size of the denoising grid on 0..1000, passed to the featurizer.
+        Size of an even denoising grid on the whole pseudo-time axis
+        0..1000: the states are denoised from ``tau`` in
+        ``max(1, round(tau * n_steps / 1000))`` steps (13 for ``tau=130``),
+        so the step size, not the number of steps, stays fixed as ``tau`` is
+        tuned.
     method : {"ddpm", "ddim"}, default="ddpm"
         Ancestral (stochastic) or deterministic denoising.
     shift, scale : array-like of shape (n_features,), default=None
@@ -217,9 +224,9 @@ class DiffusionEnsemble(BaseEstimator):
 
     _parameter_constraints: dict = {
         "featurizer": [HasMethods(["sample_ensemble"])],
-        "tau": [Interval(Integral, 0, 1000, closed="both")],
+        "tau": [Interval(Integral, 0, N_DIFFUSION_STEPS, closed="both")],
         "n_members": [Interval(Integral, 2, None, closed="left")],
-        "n_steps": [Interval(Integral, 1, 1000, closed="both")],
+        "n_steps": [Interval(Integral, 1, N_DIFFUSION_STEPS, closed="both")],
         "method": [StrOptions({"ddpm", "ddim"})],
         "shift": ["array-like", None],
         "scale": ["array-like", None],
@@ -264,11 +271,12 @@ class DiffusionEnsemble(BaseEstimator):
         shift = np.zeros(X.shape[1]) if self.shift is None else np.asarray(self.shift)
         scale = np.ones(X.shape[1]) if self.scale is None else np.asarray(self.scale)
         seed = check_random_state(random_state).randint(np.iinfo(np.int32).max)
+        n_denoising = max(1, round(self.tau * self.n_steps / N_DIFFUSION_STEPS))
         ensembles = self.featurizer.sample_ensemble(
             (X - shift) / scale,
             self.tau,
             self.n_members,
-            n_steps=self.n_steps,
+            n_steps=n_denoising,
             method=self.method,
             random_state=seed,
         )
