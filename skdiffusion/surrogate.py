@@ -1,0 +1,248 @@
+"""Surrogate models: a regressor of the increment, rolled out as a forecast."""
+
+import warnings
+from numbers import Integral, Real
+
+import numpy as np
+from sklearn.base import BaseEstimator, RegressorMixin, _fit_context, clone
+from sklearn.linear_model import LinearRegression
+from sklearn.utils._param_validation import HasMethods, Interval
+from sklearn.utils._tags import get_tags
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+__all__ = ["SurrogateForecaster"]
+
+
+class SurrogateForecaster(RegressorMixin, BaseEstimator):
+    """Next-state regressor that learns the increment, with autoregressive forecasts.
+
+    Wraps any regressor (or pipeline) so that it learns the increment
+    ``y - X`` of a dynamical system from a state ``X`` to the next state ``y``,
+    in the spirit of :class:`~sklearn.compose.TransformedTargetRegressor`::
+
+        regressor.fit(X, y - X)              # fit
+        X + regressor.predict(X)             # predict: the next state
+        forecast(X0, n_steps)                # predict, fed back n_steps times
+
+    Parameters
+    ----------
+    regressor : object, default=None
+        Regressor of the increment, e.g. a
+        ``Pipeline([("features", RFFFeaturizer()), ("head", Ridge())])``. It is
+        cloned before fitting. None means
+        :class:`~sklearn.linear_model.LinearRegression`.
+    blowup_threshold : float or None, default=10.0
+        A forecast state whose distance from the training mean exceeds
+        ``blowup_threshold`` training standard deviations in any state
+        variable counts as blown up, as does a non-finite state. None keeps
+        only the non-finite test.
+    verbose : bool, default=False
+        Print the progress of :meth:`forecast`.
+
+    Attributes
+    ----------
+    regressor_ : object
+        The fitted clone of ``regressor``.
+    n_state_features_ : int
+        Number of state variables: the columns of ``y``. They are the first
+        ``n_state_features_`` columns of ``X``.
+    state_mean_ : ndarray of shape (n_state_features_,)
+        Mean of the training next states ``y``.
+    state_scale_ : ndarray of shape (n_state_features_,)
+        Standard deviation of the training next states (1 where it is 0);
+        the unit of ``blowup_threshold``.
+    n_features_in_ : int
+        Number of features seen during fit.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Names of features seen during fit, when ``X`` has string column names.
+
+    See Also
+    --------
+    sklearn.compose.TransformedTargetRegressor : The same idea with a
+        transformation of ``y`` alone.
+    skdiffusion.metrics.nrmse : Scores forecasts per lead time.
+    skdiffusion.metrics.make_nrmse_scorer : The one-step score for searches.
+
+    Notes
+    -----
+    ``y`` holds next *states*, so ``predict`` estimates ``y`` and every sklearn
+    scorer applies. :func:`skdiffusion.datasets.make_lorenz63` returns
+    increments as its ``y``: pass ``data.X + data.y``.
+
+    Any columns of ``X`` beyond the first ``n_state_features_`` are inputs
+    that the dynamics do not change (a forcing, a parameter): ``forecast``
+    keeps them at their initial values.
+
+    Finn et al. (2024) train surrogates of the Lorenz 63 increment over 0.1
+    model time units (10 RK4 steps) and roll them out for 100 steps (10 MTU).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn.linear_model import Ridge
+    >>> from skdiffusion.surrogate import SurrogateForecaster
+    >>> X = np.random.default_rng(0).normal(size=(100, 2))
+    >>> model = SurrogateForecaster(Ridge(alpha=1e-6)).fit(X, 0.9 * X)
+    >>> model.forecast(X[:5], n_steps=10).shape
+    (5, 11, 2)
+    >>> np.round(model.forecast(np.ones((1, 2)), n_steps=2)[0, :, 0], 3)
+    array([1.  , 0.9 , 0.81])
+    """
+
+    _parameter_constraints: dict = {
+        "regressor": [HasMethods(["fit", "predict"]), None],
+        "blowup_threshold": [Interval(Real, 0, None, closed="neither"), None],
+        "verbose": ["verbose"],
+    }
+
+    def __init__(self, regressor=None, *, blowup_threshold=10.0, verbose=False):
+        self.regressor = regressor
+        self.blowup_threshold = blowup_threshold
+        self.verbose = verbose
+
+    def _get_regressor(self):
+        return LinearRegression() if self.regressor is None else self.regressor
+
+    @_fit_context(
+        # The regressor's parameters are validated by its own fit.
+        prefer_skip_nested_validation=False
+    )
+    def fit(self, X, y, **fit_params):
+        """Fit a clone of the regressor to the increment ``y - X``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            States (plus any constant inputs after the state variables).
+        y : array-like of shape (n_samples, n_state_features) or (n_samples,)
+            Next states: the value of ``X[:, :n_state_features]`` one step
+            later. Must be finite.
+        **fit_params : dict
+            Passed to the regressor's ``fit``.
+
+        Returns
+        -------
+        self : SurrogateForecaster
+            The fitted forecaster.
+        """
+        X, y = validate_data(
+            self,
+            X,
+            y,
+            multi_output=True,
+            y_numeric=True,
+            dtype=[np.float64, np.float32],
+        )
+        next_state = y.reshape(len(y), -1)
+        n_state = next_state.shape[1]
+        if n_state > X.shape[1]:
+            raise ValueError(
+                f"y has {n_state} columns but X only {X.shape[1]}: y must hold "
+                f"the next value of the first columns of X (the state)."
+            )
+        increment = next_state - X[:, :n_state]
+        regressor = clone(self._get_regressor())
+        regressor.fit(X, increment.reshape(y.shape), **fit_params)
+
+        scale = next_state.std(axis=0)
+        self.regressor_ = regressor
+        self.n_state_features_ = n_state
+        self.state_mean_ = next_state.mean(axis=0)
+        self.state_scale_ = np.where(scale > 0, scale, 1.0)
+        self._y_ndim = y.ndim
+        return self
+
+    def _step(self, X):
+        """The next state of each row of X (all columns, inputs unchanged)."""
+        increment = self.regressor_.predict(X)
+        next_state = np.array(X, dtype=np.result_type(X, increment))
+        next_state[:, : self.n_state_features_] += np.reshape(
+            increment, (len(X), self.n_state_features_)
+        )
+        return next_state
+
+    def predict(self, X):
+        """Predict the next state of each state in ``X``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            States.
+
+        Returns
+        -------
+        y_pred : ndarray of shape (n_samples, n_state_features_) or (n_samples,)
+            ``X[:, :n_state_features_]`` plus the predicted increment, with the
+            dimensions of the ``y`` seen in fit.
+        """
+        check_is_fitted(self)
+        X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
+        next_state = self._step(X)[:, : self.n_state_features_]
+        return next_state[:, 0] if self._y_ndim == 1 else next_state
+
+    def _blown_up(self, states):
+        """Rows of ``states`` that are non-finite or beyond the threshold."""
+        bad = ~np.all(np.isfinite(states), axis=1)
+        if self.blowup_threshold is not None:
+            deviation = np.abs(states[:, : self.n_state_features_] - self.state_mean_)
+            with np.errstate(invalid="ignore"):
+                beyond = deviation > self.blowup_threshold * self.state_scale_
+            bad |= np.any(beyond, axis=1)
+        return bad
+
+    def forecast(self, X0, n_steps):
+        """Roll the model out autoregressively from initial states.
+
+        Parameters
+        ----------
+        X0 : array-like of shape (n_samples, n_features)
+            Initial states, finite.
+        n_steps : int
+            Number of steps to predict (>= 1).
+
+        Returns
+        -------
+        trajectories : ndarray of shape (n_samples, n_steps + 1, n_features)
+            ``trajectories[:, 0]`` is ``X0`` and ``trajectories[:, i]`` the
+            state after ``i`` steps. A trajectory that blew up (see
+            ``blowup_threshold``) is NaN from its first bad step on, and a
+            ``RuntimeWarning`` says how many did; the others go on.
+        """
+        check_is_fitted(self)
+        if isinstance(n_steps, bool) or not isinstance(n_steps, Integral):
+            raise ValueError(f"n_steps must be an int, got {n_steps!r}.")
+        if n_steps < 1:
+            raise ValueError(f"n_steps must be >= 1, got {n_steps}.")
+        X0 = validate_data(self, X0, reset=False, dtype=[np.float64, np.float32])
+
+        trajectories = np.full((len(X0), n_steps + 1, X0.shape[1]), np.nan, X0.dtype)
+        trajectories[:, 0] = X0
+        alive = np.arange(len(X0))
+        for step in range(1, n_steps + 1):
+            with np.errstate(over="ignore", invalid="ignore"):
+                states = self._step(trajectories[alive, step - 1])
+            ok = ~self._blown_up(states)
+            trajectories[alive[ok], step] = states[ok]
+            alive = alive[ok]
+            if self.verbose and (step % max(1, n_steps // 10) == 0 or not alive.size):
+                print(f"forecast step {step}/{n_steps}: {alive.size} running")
+            if not alive.size:
+                break
+
+        n_blown_up = len(X0) - alive.size
+        if n_blown_up:
+            warnings.warn(
+                f"{n_blown_up} of {len(X0)} forecast trajectories blew up (became "
+                f"non-finite or left {self.blowup_threshold} training standard "
+                f"deviations around the training mean); they are NaN from that "
+                f"step on.",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+        return trajectories
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        regressor_tags = get_tags(self._get_regressor())
+        tags.target_tags.multi_output = regressor_tags.target_tags.multi_output
+        return tags
