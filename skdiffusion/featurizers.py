@@ -1,12 +1,39 @@
 """Feature maps of states: learned diffusion features and random Fourier features."""
 
+import math
+import warnings
 from numbers import Integral, Real
 
 import numpy as np
-from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
+import torch
+from sklearn.base import (
+    BaseEstimator,
+    ClassNamePrefixFeaturesOutMixin,
+    TransformerMixin,
+    _fit_context,
+)
 from sklearn.utils import check_random_state
-from sklearn.utils._param_validation import Interval
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils._param_validation import (
+    Interval,
+    StrOptions,
+    validate_parameter_constraints,
+)
+from sklearn.utils.validation import (
+    _check_feature_names_in,
+    check_is_fitted,
+    validate_data,
+)
+
+from . import diffusion
+from ._torch_utils import (
+    DEVICE_CONSTRAINT,
+    from_numpy_state,
+    resolve_device,
+    to_cpu,
+    to_numpy_state,
+    torch_generator,
+    torch_seed,
+)
 
 
 class RFFFeaturizer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
@@ -131,4 +158,672 @@ class RFFFeaturizer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.transformer_tags.preserves_dtype = ["float64", "float32"]
+        return tags
+
+
+# Rows per chunk of transform: small enough that a chunk's activations stay in
+# cache, large enough that each matmul runs near the machine's peak.
+_TRANSFORM_CHUNK = 1024
+# Rows denoised at once by sample and sample_ensemble (bounds their memory).
+_SAMPLE_CHUNK = 65536
+# score draws its steps and noise from this seed, so that it is deterministic
+# and every featurizer is scored on the same noised states.
+_SCORE_SEED = 0
+
+
+def _row_chunks(n_rows, size):
+    for start in range(0, n_rows, size):
+        yield slice(start, min(start + size, n_rows))
+
+
+class DiffusionFeaturizer(TransformerMixin, BaseEstimator):
+    """Features of states from a trained denoising diffusion model.
+
+    ``fit`` standardises the states and trains the residual denoiser of Finn
+    et al. (2024) to predict the velocity (or noise, or state) of noised
+    states. ``transform`` feeds the standardised states to the trained network
+    at each of a few fixed diffusion pseudo-times and returns the output of
+    its last residual block at each time, concatenated. The trained model also
+    generates new states (:meth:`sample`) and ensembles of states near given
+    ones by partial diffusion (:meth:`sample_ensemble`).
+
+    Parameters
+    ----------
+    feature_times : array-like of int, default=(0, 50, 100, 200, 400, 600)
+        Pseudo-times (diffusion steps in ``0..n_diffusion_steps``) at which
+        the features are taken; distinct.
+    n_hidden : int, default=256
+        Width of the network; also the number of features per time.
+    n_blocks : int, default=3
+        Number of residual blocks.
+    time_embedding_dim : int, default=512
+        Size of the sinusoidal embedding of the step (even, >= 4).
+    schedule : {"cosine", "linear"}, default="cosine"
+        Noise schedule: cosine (s = 0.008, beta clipped at 0.9) or linear
+        (beta from 1e-4 to 0.03).
+    n_diffusion_steps : int, default=1000
+        Number of diffusion steps T of the schedule.
+    parameterization : {"velocity", "noise", "state"}, default="velocity"
+        What the network predicts from a noised state.
+    max_iter : int, default=1000
+        Optimiser steps per call to ``fit`` (0 gives the untrained network).
+    batch_size : int, default=2048
+        States per optimiser step (capped at the number of training states).
+    learning_rate : float, default=1e-3
+        Peak learning rate of Adam.
+    lr_schedule : {"cosine", "constant"}, default="cosine"
+        After the warm-up, decay the learning rate to zero along a cosine by
+        the end of each ``fit``, or keep it constant.
+    warmup_iter : int, default=50
+        Steps of linear learning-rate warm-up at the start of each ``fit``.
+    ema_decay : float, default=None
+        If set, keep an exponential moving average of the weights with this
+        decay (e.g. 0.999) and use the averaged weights in ``transform``,
+        ``sample``, ``sample_ensemble`` and ``score``.
+    validation_fraction : float, default=None
+        If set, hold out this fraction of the states (at random) and record
+        the negative denoising loss on them in ``validation_scores_``.
+    n_iter_no_change : int, default=None
+        If set, stop when the validation score (or, without validation, the
+        negative training loss) has not improved by ``tol`` for this many
+        evaluations in a row.
+    tol : float, default=1e-4
+        Improvement that counts for ``n_iter_no_change``.
+    eval_every : int, default=100
+        Steps between evaluations: one point of ``loss_curve_`` (the mean
+        training loss over the interval), one validation score, one progress
+        line.
+    device : str or torch.device, default="auto"
+        Where the network runs: "auto" picks CUDA when available, else the
+        CPU. It may be changed with ``set_params`` after fitting or loading.
+    verbose : int, default=0
+        Print training progress (and sampling progress) when positive.
+    random_state : int, RandomState instance or None, default=None
+        Seeds the initial weights, the batches, steps and noise of training,
+        and the validation split. An int makes ``fit`` reproducible on a
+        given machine.
+    warm_start : bool, default=False
+        If True and the featurizer is already fitted, ``fit`` continues
+        training the current weights (and optimiser state) for another
+        ``max_iter`` steps on the new ``X``, keeping the standardisation of
+        the first fit; the network shape parameters must not change.
+
+    Attributes
+    ----------
+    mean_ : ndarray of shape (n_features_in_,)
+        Mean of the training states, subtracted before the network.
+    scale_ : ndarray of shape (n_features_in_,)
+        Standard deviation of the training states (1 where it is 0).
+    feature_times_ : ndarray of shape (n_times,)
+        The validated ``feature_times`` used by ``transform``.
+    network_state_ : dict of str to ndarray
+        The raw weights of the network (CPU numpy arrays).
+    ema_state_ : dict of str to ndarray or None
+        The averaged weights when ``ema_decay`` is set, else None.
+    loss_curve_ : list of float
+        Mean training loss over each interval of ``eval_every`` steps,
+        over all calls to ``fit`` with ``warm_start``.
+    validation_scores_ : list of float or None
+        Negative validation loss after each interval, when
+        ``validation_fraction`` is set; else None.
+    n_iter_ : int
+        Optimiser steps taken in total (they accumulate with ``warm_start``).
+    n_features_in_ : int
+        Number of state variables seen during fit.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Names of the state variables, when ``X`` has string column names.
+
+    See Also
+    --------
+    RFFFeaturizer : Random Fourier features, the untrained baseline of the
+        paper.
+    skdiffusion.diffusion.train_denoiser : The training loop.
+    skdiffusion.diffusion.partial_diffusion : The ensemble generator.
+
+    Notes
+    -----
+    The network is an input projection, ``n_blocks`` residual blocks
+    (LayerNorm, FiLM from the step embedding, Linear, ReLU, Linear, a
+    layer-scale ``gamma`` initialised at 1e-6) and an output projection,
+    trained with Adam on the mean squared error of the prediction at steps
+    drawn uniformly in ``1..T``. The features of a state ``x`` at a time
+    ``t`` are the output of the last block when the clean (standardised)
+    ``x`` is fed as the noised state at step ``t``. Since FiLM depends only
+    on ``t``, its scale and shift are computed once per time, not per
+    sample. Column ``i * n_hidden + j`` is unit ``j`` at ``feature_times[i]``
+    and is named ``"t{time}_h{j}"`` by :meth:`get_feature_names_out` (e.g.
+    ``"t400_h17"``).
+
+    ``transform``, ``sample`` and ``sample_ensemble`` always return float32
+    (the network's precision), whatever the dtype of ``X``; ``transform``
+    fills one preallocated array chunk by chunk, so its peak memory is
+    little more than the output.
+
+    The defaults train a paper-sized network (1536 features) briefly with a
+    warm-up and a cosine decay of the learning rate: about two million
+    noised states, a few minutes on two CPU cores whatever the size of
+    ``X``. Finn et al. (2024) trained far longer; their setting is
+    ``DiffusionFeaturizer(n_hidden=256, n_blocks=3, batch_size=16384,
+    learning_rate=3e-4, lr_schedule="constant", warmup_iter=0,
+    max_iter=100 * len(X) // 16384)`` (100 epochs; ``ema_decay=0.999``
+    existed but the features used the raw weights). Long runs can be split
+    into several calls with ``warm_start=True``; interrupting ``fit``
+    (KeyboardInterrupt) keeps the weights trained so far.
+
+    If training diverges, ``fit`` raises
+    :class:`~skdiffusion.diffusion.TrainingDivergedError` (a ``ValueError``)
+    and leaves the featurizer as it was before the call: unfitted if it was
+    unfitted, with its previous fit otherwise.
+
+    ``score`` is the negative denoising loss with steps and noise drawn from
+    a fixed seed, so it is deterministic and comparable between featurizers
+    on the same ``X``.
+
+    References
+    ----------
+    Finn, T. S., Disson, L., Farchi, A., Bocquet, M., & Durand, C. (2024).
+    Representation learning with unconditional denoising diffusion models
+    for dynamical systems. Nonlinear Processes in Geophysics, 31, 409-431.
+
+    Examples
+    --------
+    >>> from skdiffusion import DiffusionFeaturizer
+    >>> from skdiffusion.datasets import make_lorenz63
+    >>> X = make_lorenz63(2, 500, random_state=0).X
+    >>> featurizer = DiffusionFeaturizer(n_hidden=16, max_iter=20, random_state=0)
+    >>> featurizer.fit_transform(X).shape
+    (980, 96)
+    >>> featurizer.get_feature_names_out()[:2]
+    array(['t0_h0', 't0_h1'], dtype=object)
+    >>> featurizer.sample(5, n_steps=10, random_state=0).shape
+    (5, 3)
+    >>> featurizer.sample_ensemble(X[:2], tau=130, n_members=4).shape
+    (2, 4, 3)
+    """
+
+    _parameter_constraints: dict = {
+        "feature_times": ["array-like"],
+        "n_hidden": [Interval(Integral, 1, None, closed="left")],
+        "n_blocks": [Interval(Integral, 1, None, closed="left")],
+        "time_embedding_dim": [Interval(Integral, 4, None, closed="left")],
+        "schedule": [StrOptions(set(diffusion.SCHEDULES))],
+        "n_diffusion_steps": [Interval(Integral, 1, None, closed="left")],
+        "parameterization": [StrOptions(set(diffusion.PARAMETERIZATIONS))],
+        "max_iter": [Interval(Integral, 0, None, closed="left")],
+        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "learning_rate": [Interval(Real, 0, None, closed="neither")],
+        "lr_schedule": [StrOptions(set(diffusion.LR_SCHEDULES))],
+        "warmup_iter": [Interval(Integral, 0, None, closed="left")],
+        "ema_decay": [None, Interval(Real, 0, 1, closed="left")],
+        "validation_fraction": [None, Interval(Real, 0, 1, closed="neither")],
+        "n_iter_no_change": [None, Interval(Integral, 1, None, closed="left")],
+        "tol": [Interval(Real, 0, None, closed="left")],
+        "eval_every": [Interval(Integral, 1, None, closed="left")],
+        "device": DEVICE_CONSTRAINT,
+        "verbose": ["verbose"],
+        "random_state": ["random_state"],
+        "warm_start": ["boolean"],
+    }
+
+    def __init__(
+        self,
+        *,
+        feature_times=(0, 50, 100, 200, 400, 600),
+        n_hidden=256,
+        n_blocks=3,
+        time_embedding_dim=512,
+        schedule="cosine",
+        n_diffusion_steps=1000,
+        parameterization="velocity",
+        max_iter=1000,
+        batch_size=2048,
+        learning_rate=1e-3,
+        lr_schedule="cosine",
+        warmup_iter=50,
+        ema_decay=None,
+        validation_fraction=None,
+        n_iter_no_change=None,
+        tol=1e-4,
+        eval_every=100,
+        device="auto",
+        verbose=0,
+        random_state=None,
+        warm_start=False,
+    ):
+        self.feature_times = feature_times
+        self.n_hidden = n_hidden
+        self.n_blocks = n_blocks
+        self.time_embedding_dim = time_embedding_dim
+        self.schedule = schedule
+        self.n_diffusion_steps = n_diffusion_steps
+        self.parameterization = parameterization
+        self.max_iter = max_iter
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.lr_schedule = lr_schedule
+        self.warmup_iter = warmup_iter
+        self.ema_decay = ema_decay
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.tol = tol
+        self.eval_every = eval_every
+        self.device = device
+        self.verbose = verbose
+        self.random_state = random_state
+        self.warm_start = warm_start
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y=None):
+        """Standardise the states and train the denoiser on them.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Training states, any number of state variables.
+        y : None
+            Ignored.
+
+        Returns
+        -------
+        self : DiffusionFeaturizer
+            The fitted featurizer.
+
+        Raises
+        ------
+        skdiffusion.diffusion.TrainingDivergedError
+            If the training loss diverges (a ``ValueError``); the featurizer
+            is then left as it was before the call.
+
+        Warns
+        -----
+        UserWarning
+            If training is interrupted (KeyboardInterrupt); the featurizer is
+            fitted with the weights trained so far.
+        """
+        before = self.__dict__.copy()
+        try:
+            self._fit(X)
+        except BaseException:
+            # a failed fit must not leave a half-fitted estimator behind
+            self.__dict__.clear()
+            self.__dict__.update(before)
+            raise
+        return self
+
+    def _fit(self, X):
+        continuing = self.warm_start and hasattr(self, "network_state_")
+        X = validate_data(
+            self, X, dtype=[np.float64, np.float32], reset=not continuing
+        )
+        feature_times = self._check_feature_times()
+        device = resolve_device(self.device)
+        rng = check_random_state(self.random_state)
+        if continuing:
+            mean, scale = self.mean_, self.scale_
+        else:
+            mean = X.mean(axis=0, dtype=np.float64)
+            scale = X.std(axis=0, dtype=np.float64)
+            scale[scale == 0.0] = 1.0
+        model = self._build_model(
+            X.shape[1],
+            device,
+            init_seed=torch_seed(rng),
+            state=self.network_state_ if continuing else None,
+        )
+        X_train, X_val = self._split(self._standardise(X, mean, scale, device), rng)
+        history = diffusion.TrainingHistory()
+        if continuing:
+            history.loss_curve = list(self.loss_curve_)
+            history.validation_scores = list(self.validation_scores_ or [])
+            history.n_iter = self.n_iter_
+        # offset by the steps taken so far, so a continued run draws new noise
+        generator = torch.Generator().manual_seed(
+            (torch_seed(rng) + history.n_iter) % 2**63
+        )
+        try:
+            diffusion.train_denoiser(
+                model,
+                X_train,
+                schedule=self._schedule(),
+                parameterization=self.parameterization,
+                n_iter=self.max_iter,
+                batch_size=self.batch_size,
+                learning_rate=self.learning_rate,
+                lr_schedule=self.lr_schedule,
+                warmup_iters=self.warmup_iter,
+                ema_decay=self.ema_decay,
+                X_val=X_val,
+                eval_every=self.eval_every,
+                patience=self.n_iter_no_change,
+                tol=self.tol,
+                generator=generator,
+                verbose=self.verbose,
+                optimizer_state=self._optimizer_state if continuing else None,
+                ema_state=self._previous_ema(continuing, device),
+                history=history,
+            )
+            interrupted = False
+        except KeyboardInterrupt:
+            interrupted = True
+
+        self.mean_, self.scale_ = mean, scale
+        self.feature_times_ = feature_times
+        self.network_state_ = to_numpy_state(model.state_dict())
+        self.ema_state_ = None if history.ema is None else to_numpy_state(history.ema)
+        self._optimizer_state = to_cpu(history.optimizer.state_dict())
+        self.loss_curve_ = list(history.loss_curve)
+        self.validation_scores_ = (
+            None if X_val is None else list(history.validation_scores)
+        )
+        self.n_iter_ = history.n_iter
+        self._model = None
+        if interrupted:
+            warnings.warn(
+                f"Training was interrupted after {self.n_iter_} steps; the "
+                "featurizer keeps the weights trained so far. Call fit again "
+                "with warm_start=True to continue.",
+                UserWarning,
+                stacklevel=3,
+            )
+
+    def _check_feature_times(self):
+        times = np.asarray(self.feature_times)
+        T = self.n_diffusion_steps
+        if (
+            times.ndim != 1
+            or times.size == 0
+            or not np.issubdtype(times.dtype, np.number)
+            or np.issubdtype(times.dtype, np.complexfloating)
+            or not np.all(np.isfinite(times))
+            or np.any(times != np.round(times))
+        ):
+            raise ValueError(
+                "feature_times must be a non-empty 1-D sequence of integer "
+                f"steps, got {self.feature_times!r}."
+            )
+        if np.any((times < 0) | (times > T)):
+            raise ValueError(
+                f"feature_times must lie in 0..{T} (n_diffusion_steps), got "
+                f"{self.feature_times!r}."
+            )
+        if np.unique(times).size != times.size:
+            raise ValueError(
+                f"feature_times must be distinct, got {self.feature_times!r}."
+            )
+        return times.astype(np.int64)
+
+    def _schedule(self):
+        return diffusion.get_schedule(self.schedule, self.n_diffusion_steps)
+
+    def _build_model(self, n_features, device, init_seed=None, state=None):
+        # seed the initial weights without touching the user's global RNG
+        with torch.random.fork_rng(devices=[]):
+            if init_seed is not None:
+                torch.manual_seed(init_seed)
+            model = diffusion.Denoiser(
+                n_features,
+                n_hidden=self.n_hidden,
+                n_blocks=self.n_blocks,
+                time_embedding_dim=self.time_embedding_dim,
+                n_steps=self.n_diffusion_steps,
+            )
+        if state is not None:
+            try:
+                model.load_state_dict(from_numpy_state(state))
+            except RuntimeError as error:
+                raise ValueError(
+                    "warm_start=True needs the network of the previous fit; "
+                    "n_hidden, n_blocks or time_embedding_dim changed. Set "
+                    "warm_start=False to train a new network."
+                ) from error
+        return model.to(device)
+
+    def _previous_ema(self, continuing, device):
+        if not continuing or self.ema_state_ is None:
+            return None
+        return from_numpy_state(self.ema_state_, device)
+
+    def _split(self, X, rng):
+        """Training and validation states (None without validation_fraction)."""
+        if self.validation_fraction is None:
+            return X, None
+        n_val = round(self.validation_fraction * X.shape[0])
+        if not 0 < n_val < X.shape[0]:
+            raise ValueError(
+                f"validation_fraction={self.validation_fraction} leaves no "
+                f"training or no validation state out of {X.shape[0]}."
+            )
+        order = torch.from_numpy(rng.permutation(X.shape[0])).to(X.device)
+        return X[order[n_val:]], X[order[:n_val]]
+
+    @staticmethod
+    def _standardise(X, mean, scale, device):
+        return torch.from_numpy(((X - mean) / scale).astype(np.float32)).to(device)
+
+    def _network(self):
+        """The fitted network on ``device``, built once and cached."""
+        device = resolve_device(self.device)
+        cached = self.__dict__.get("_model")
+        if cached is not None and cached[0] == device:
+            return cached[1]
+        model = self._build_model(self.n_features_in_, "cpu")
+        model.load_state_dict(from_numpy_state(self.network_state_))
+        if self.ema_state_ is not None:
+            model.load_state_dict(from_numpy_state(self.ema_state_), strict=False)
+        model = model.to(device).eval().requires_grad_(False)
+        self._model = (device, model)
+        return model
+
+    def transform(self, X):
+        """Return the features of the states ``X``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            States, in the units of the training states.
+
+        Returns
+        -------
+        features : ndarray of shape (n_samples, n_hidden * n_times), float32
+            Column ``i * n_hidden + j`` is unit ``j`` of the last residual
+            block at ``feature_times_[i]``.
+        """
+        check_is_fitted(self)
+        X = validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
+        model = self._network()
+        device = next(model.parameters()).device
+        times = self.feature_times_.tolist()
+        features = np.empty((X.shape[0], self.n_hidden * len(times)), np.float32)
+        # fill the output in place: no concatenation, no copy of the whole
+        out = torch.from_numpy(features)
+        with torch.inference_mode():
+            for rows in _row_chunks(X.shape[0], _TRANSFORM_CHUNK):
+                x = self._standardise(X[rows], self.mean_, self.scale_, device)
+                out[rows] = model.features(x, times)
+        return features
+
+    def get_feature_names_out(self, input_features=None):
+        """Names of the features: ``"t{time}_h{unit}"``, e.g. ``"t400_h17"``.
+
+        Parameters
+        ----------
+        input_features : array-like of str or None, default=None
+            Only checked against the names seen in ``fit``.
+
+        Returns
+        -------
+        feature_names_out : ndarray of str objects
+            One name per column of ``transform``, times in the order of
+            ``feature_times``.
+        """
+        check_is_fitted(self)
+        _check_feature_names_in(self, input_features, generate_names=False)
+        names = [
+            f"t{time}_h{unit}"
+            for time in self.feature_times_
+            for unit in range(self.n_hidden)
+        ]
+        return np.asarray(names, dtype=object)
+
+    def sample(self, n_samples, *, n_steps=100, method="ddpm", random_state=None):
+        """Generate states by denoising pure noise.
+
+        Parameters
+        ----------
+        n_samples : int
+            Number of states to generate.
+        n_steps : int, default=100
+            Number of denoising steps, evenly spaced from step T to 0.
+        method : {"ddpm", "ddim"}, default="ddpm"
+            Ancestral (stochastic) DDPM or deterministic DDIM sampling.
+        random_state : int, RandomState instance or None, default=None
+            Seeds the noise.
+
+        Returns
+        -------
+        X : ndarray of shape (n_samples, n_features_in_), float32
+            Generated states, in the units of the training states.
+        """
+        check_is_fitted(self)
+        validate_parameter_constraints(
+            {
+                "n_samples": [Interval(Integral, 1, None, closed="left")],
+                "n_steps": [Interval(Integral, 1, None, closed="left")],
+                "method": [StrOptions(set(diffusion.SAMPLERS))],
+            },
+            {"n_samples": n_samples, "n_steps": n_steps, "method": method},
+            caller_name="sample",
+        )
+        model = self._network()
+        device = next(model.parameters()).device
+        schedule = self._schedule()
+        grid = diffusion.timestep_grid(schedule.n_steps, n_steps)
+        generator = torch_generator(random_state)
+        samples = np.empty((n_samples, self.n_features_in_), np.float32)
+        for rows in _row_chunks(n_samples, _SAMPLE_CHUNK):
+            z = torch.randn(samples[rows].shape, generator=generator).to(device)
+            if method == "ddpm":
+                x = diffusion.sample_ddpm(
+                    model, z, schedule, grid, self.parameterization, generator,
+                    disable=not self.verbose,
+                )
+            else:
+                x = diffusion.sample_ddim(
+                    model, z, schedule, grid, self.parameterization,
+                    disable=not self.verbose,
+                )
+            samples[rows] = x.cpu().numpy() * self.scale_ + self.mean_
+        return samples
+
+    def sample_ensemble(
+        self, X, tau, n_members, *, n_steps=None, method="ddpm", random_state=None
+    ):
+        """Generate an ensemble of states near each state by partial diffusion.
+
+        Each member is the state noised to pseudo-time ``tau``, then denoised
+        by the network (Finn et al., 2024); the spread grows with ``tau``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Centre states (e.g. forecasts), in the units of the training
+            states.
+        tau : int
+            Pseudo-time in ``0..n_diffusion_steps`` to noise to; 0 returns
+            copies of ``X``. The paper uses about 130 of 1000.
+        n_members : int
+            Members per state.
+        n_steps : int, default=None
+            Denoising steps from ``tau`` to 0. None uses the spacing of a
+            100-step grid over the whole diffusion, ``ceil(100 * tau / T)``
+            steps (13 for ``tau=130``), as in the paper.
+        method : {"ddpm", "ddim"}, default="ddpm"
+            Ancestral (stochastic) DDPM or deterministic DDIM denoising.
+        random_state : int, RandomState instance or None, default=None
+            Seeds the noise.
+
+        Returns
+        -------
+        ensemble : ndarray of shape (n_samples, n_members, n_features), float32
+            The members, in the units of the training states.
+        """
+        check_is_fitted(self)
+        X = validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
+        validate_parameter_constraints(
+            {
+                "tau": [Interval(Integral, 0, self.n_diffusion_steps, closed="both")],
+                "n_members": [Interval(Integral, 1, None, closed="left")],
+                "n_steps": [None, Interval(Integral, 1, None, closed="left")],
+                "method": [StrOptions(set(diffusion.SAMPLERS))],
+            },
+            {"tau": tau, "n_members": n_members, "n_steps": n_steps, "method": method},
+            caller_name="sample_ensemble",
+        )
+        if n_steps is None:
+            n_steps = max(1, math.ceil(100 * tau / self.n_diffusion_steps))
+        model = self._network()
+        device = next(model.parameters()).device
+        schedule = self._schedule()
+        generator = torch_generator(random_state)
+        ensemble = np.empty((X.shape[0], n_members, X.shape[1]), np.float32)
+        for rows in _row_chunks(X.shape[0], max(1, _SAMPLE_CHUNK // n_members)):
+            x = self._standardise(X[rows], self.mean_, self.scale_, device)
+            members = diffusion.partial_diffusion(
+                model,
+                x.repeat_interleave(n_members, dim=0),
+                int(tau),
+                schedule,
+                n_steps,
+                method=method,
+                parameterization=self.parameterization,
+                generator=generator,
+                disable=not self.verbose,
+            )
+            members = members.cpu().numpy().reshape(-1, n_members, X.shape[1])
+            ensemble[rows] = members * self.scale_ + self.mean_
+        return ensemble
+
+    def score(self, X, y=None):
+        """Return the negative denoising loss on ``X`` (higher is better).
+
+        Steps and noise are drawn from a fixed seed, so the score is
+        deterministic and featurizers compared on the same ``X`` see the
+        same noised states.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Clean states, in the units of the training states.
+        y : None
+            Ignored.
+
+        Returns
+        -------
+        score : float
+            Minus the mean squared error of the network's prediction (in
+            standardised units) on noised copies of ``X``.
+        """
+        check_is_fitted(self)
+        X = validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
+        model = self._network()
+        device = next(model.parameters()).device
+        loss = diffusion.denoising_loss(
+            model,
+            self._standardise(X, self.mean_, self.scale_, device),
+            schedule=self._schedule(),
+            parameterization=self.parameterization,
+            generator=torch.Generator().manual_seed(_SCORE_SEED),
+            batch_size=_SAMPLE_CHUNK,
+        )
+        return -loss
+
+    def __getstate__(self):
+        # the cached torch module may live on a GPU: pickle the CPU state only
+        state = super().__getstate__()
+        state.pop("_model", None)
+        return state
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.transformer_tags.preserves_dtype = ["float32"]
         return tags
