@@ -16,6 +16,8 @@ from skdiffusion.datasets import (
     make_lorenz96,
     rk4,
 )
+from skdiffusion.datasets._generators import _measure_lorenz96_climatology
+from skdiffusion.datasets._systems import LORENZ96_MEAN, LORENZ96_STD
 
 
 @pytest.fixture(scope="module")
@@ -138,10 +140,21 @@ def test_lorenz96_climatology_is_the_known_one():
     data = make_lorenz96(8, 5000, burn_in=2000, random_state=0, normalize=False)
     assert data.trajectories.mean() == pytest.approx(2.34, abs=0.1)
     assert data.trajectories.std() == pytest.approx(3.64, abs=0.15)
-    # The stored normalisation is the same climatology.
-    assert data.trajectories.mean() == pytest.approx(
-        make_lorenz96(1, 2, lead_steps=1).shift[0], abs=0.1
-    )
+
+
+
+def test_lorenz96_stored_climatology_matches_a_fresh_measurement():
+    mean, std = _measure_lorenz96_climatology(40, 8.0)  # 16 x 100 MTU
+    assert (mean, std) == pytest.approx((LORENZ96_MEAN, LORENZ96_STD), abs=0.03)
+    data = make_lorenz96(1, 2, lead_steps=1)
+    np.testing.assert_array_equal(data.shift, np.full(40, LORENZ96_MEAN))
+    np.testing.assert_array_equal(data.scale, np.full(40, LORENZ96_STD))
+
+
+def test_lorenz96_other_settings_are_normalised_by_their_own_climatology():
+    data = make_lorenz96(8, 3000, n_dim=12, forcing=6.0, random_state=0)
+    assert data.X.shape[1] == 12
+    assert abs(data.X.mean()) < 0.1 and abs(data.X.std() - 1) < 0.1
 
 
 # --- make_* contract ---------------------------------------------------------
