@@ -1,0 +1,289 @@
+"""Tests of skdiffusion.neural: DenseRegressor and ResidualRegressor.
+
+Tiny networks and few epochs throughout. torch runs on one thread here: these
+networks are too small to gain from a second one, and on a loaded machine
+torch's spinning OpenMP threads make every small op many times slower.
+"""
+
+import pickle
+import warnings
+
+import joblib
+import numpy as np
+import pytest
+import torch
+from sklearn.exceptions import ConvergenceWarning, NotFittedError
+from sklearn.metrics import r2_score
+from sklearn.utils.estimator_checks import parametrize_with_checks
+from sklearn.utils.validation import check_is_fitted
+
+from skdiffusion.neural import DenseRegressor, ResidualRegressor
+
+pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+
+ESTIMATORS = [DenseRegressor, ResidualRegressor]
+
+
+def tiny(cls, **params):
+    """A small, quick-to-train instance of ``cls``."""
+    size = {"hidden_layer_sizes": (16,)} if cls is DenseRegressor else {"n_hidden": 16}
+    defaults = {"learning_rate": 1e-2, "batch_size": 32, "max_iter": 20}
+    return cls(**size, **{**defaults, "random_state": 0, **params})
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def smooth_data(n_samples, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.uniform(-1, 1, size=(n_samples, 2))
+    y = np.sin(2 * X[:, 0]) + X[:, 0] * X[:, 1]
+    return X, y
+
+
+@parametrize_with_checks(
+    [
+        tiny(DenseRegressor),
+        tiny(ResidualRegressor, n_blocks=1),
+    ]
+)
+def test_sklearn_compatible(estimator, check):
+    check(estimator)
+
+
+@pytest.mark.parametrize("cls", ESTIMATORS)
+def test_fits_a_smooth_function(cls):
+    X, y = smooth_data(1200)
+    reg = tiny(cls, max_iter=60).fit(X[:1000], y[:1000])
+    assert r2_score(y[1000:], reg.predict(X[1000:])) > 0.95
+
+
+@pytest.mark.parametrize("cls", ESTIMATORS)
+def test_same_seed_same_model(cls):
+    X, y = smooth_data(100)
+    first = tiny(cls, max_iter=3).fit(X, y).predict(X)
+    again = tiny(cls, max_iter=3).fit(X, y).predict(X)
+    other = tiny(cls, max_iter=3, random_state=1).fit(X, y).predict(X)
+    np.testing.assert_array_equal(first, again)
+    assert not np.allclose(first, other)
+
+
+def test_seeding_leaves_torch_global_rng_alone():
+    X, y = smooth_data(50)
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    tiny(DenseRegressor, max_iter=1).fit(X, y)
+    torch.testing.assert_close(torch.rand(3), expected)
+
+
+@pytest.mark.parametrize("cls", ESTIMATORS)
+def test_early_stopping_stops_early_and_keeps_the_best(cls):
+    # Pure-noise targets: the validation score cannot keep improving.
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(200, 2)), rng.normal(size=200)
+    reg = tiny(cls, max_iter=200, early_stopping=True, n_iter_no_change=3)
+    reg.fit(X, y)
+    assert reg.n_iter_ < 200
+    assert len(reg.validation_scores_) == len(reg.loss_curve_) == reg.n_iter_
+    assert reg.best_validation_score_ == max(reg.validation_scores_)
+    assert reg.best_loss_ is None
+
+
+def test_without_early_stopping_stops_when_the_loss_stalls():
+    X, y = smooth_data(100)
+    reg = tiny(DenseRegressor, max_iter=500, tol=10.0, n_iter_no_change=2).fit(X, y)
+    assert reg.n_iter_ == 4  # the first epoch sets the bar, then 2 + 1 misses
+    assert reg.validation_scores_ is None and reg.best_validation_score_ is None
+    assert reg.best_loss_ == min(reg.loss_curve_)
+
+
+def test_reaching_max_iter_warns():
+    X, y = smooth_data(50)
+    with pytest.warns(ConvergenceWarning, match="Maximum iterations"):
+        tiny(DenseRegressor, max_iter=2, tol=0.0).fit(X, y)
+
+
+@pytest.mark.parametrize("cls", ESTIMATORS)
+def test_predictions_are_in_the_units_of_the_targets(cls):
+    X, y = smooth_data(300)
+    Y = np.column_stack([1e4 + 100 * y, np.full_like(y, -7.5)])
+    reg = tiny(cls, max_iter=30).fit(X, Y)
+    np.testing.assert_allclose(reg.y_mean_, Y.mean(axis=0))
+    np.testing.assert_allclose(reg.y_scale_, [Y[:, 0].std(), 1.0])
+    np.testing.assert_allclose(reg.x_mean_, X.mean(axis=0))
+    pred = reg.predict(X)
+    # Exactly constant target: zero in standardised units, then shifted back.
+    np.testing.assert_allclose(pred[:, 1], -7.5, atol=0.05)
+    assert r2_score(Y[:, 0], pred[:, 0]) > 0.9
+
+
+@pytest.mark.parametrize(
+    ("y_shape", "pred_shape"), [((40,), (40,)), ((40, 1), (40, 1)), ((40, 3), (40, 3))]
+)
+def test_prediction_shape_follows_y(y_shape, pred_shape):
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(40, 2)), rng.normal(size=y_shape)
+    reg = tiny(ResidualRegressor, max_iter=2).fit(X, y)
+    assert reg.n_outputs_ == (y_shape[1] if len(y_shape) == 2 else 1)
+    assert reg.predict(X).shape == pred_shape
+
+
+@pytest.mark.parametrize(
+    ("dtype", "expected"), [(np.float32, np.float32), (int, np.float64)]
+)
+def test_prediction_dtype_follows_x(dtype, expected):
+    X, y = smooth_data(40)
+    reg = tiny(DenseRegressor, max_iter=2).fit(X, y)
+    assert reg.predict((X * 10).astype(dtype)).dtype == expected
+
+
+@pytest.mark.parametrize("cls", ESTIMATORS)
+def test_joblib_round_trip_predicts_the_same(cls, tmp_path):
+    X, y = smooth_data(60)
+    reg = tiny(cls, max_iter=3).fit(X, y)
+    joblib.dump(reg, tmp_path / "reg.joblib")
+    loaded = joblib.load(tmp_path / "reg.joblib")
+    np.testing.assert_array_equal(loaded.predict(X), reg.predict(X))
+    # The device can be chosen after loading.
+    np.testing.assert_array_equal(
+        loaded.set_params(device="cpu").predict(X), reg.predict(X)
+    )
+
+
+def test_pickle_holds_cpu_tensors_and_warm_start_resumes():
+    X, y = smooth_data(60)
+    reg = tiny(DenseRegressor, max_iter=2, warm_start=True).fit(X, y)
+    loaded = pickle.loads(pickle.dumps(reg))
+    tensors = [*loaded.module_.parameters()]
+    tensors += [
+        v for s in loaded._optimizer_state["state"].values() for v in s.values()
+    ]
+    assert all(t.device.type == "cpu" for t in tensors)
+    loaded.fit(X, y)
+    assert loaded.n_iter_ == 4 and len(loaded.loss_curve_) == 4
+    # Training continues from the fitted weights instead of starting over.
+    assert loaded.loss_curve_[2] < loaded.loss_curve_[0]
+
+
+@pytest.mark.parametrize("cls", ESTIMATORS)
+def test_divergence_raises_and_leaves_the_estimator_unfitted(cls):
+    X, y = smooth_data(60)
+    reg = tiny(cls, learning_rate=1e10, max_iter=5)
+    with pytest.raises(ValueError, match="diverged.*lower learning_rate"):
+        reg.fit(X, y)
+    with pytest.raises(NotFittedError):
+        check_is_fitted(reg)
+
+
+def test_divergence_in_a_warm_start_keeps_the_previous_model():
+    X, y = smooth_data(60)
+    reg = tiny(DenseRegressor, max_iter=2, warm_start=True).fit(X, y)
+    before = reg.predict(X)
+    reg.set_params(learning_rate=1e10)
+    with pytest.raises(ValueError, match="diverged"):
+        reg.fit(X, y)
+    np.testing.assert_array_equal(reg.predict(X), before)
+    assert reg.n_iter_ == 2
+
+
+class _InterruptedDense(DenseRegressor):
+    """Raises KeyboardInterrupt at the 10th training forward pass (in epoch 4)."""
+
+    def _build_module(self, n_features, n_outputs):
+        module = super()._build_module(n_features, n_outputs)
+        calls = []
+
+        def interrupt(mod, args):
+            if mod.training:
+                calls.append(1)
+                if len(calls) == 10:
+                    raise KeyboardInterrupt
+
+        module.register_forward_pre_hook(interrupt)
+        return module
+
+
+def test_keyboard_interrupt_warns_and_keeps_a_usable_model():
+    X, y = smooth_data(96)  # 3 batches of 32 per epoch
+    reg = _InterruptedDense((16,), batch_size=32, max_iter=50, random_state=0)
+    with pytest.warns(UserWarning, match="interrupted"):
+        reg.fit(X, y)
+    check_is_fitted(reg)
+    assert reg.n_iter_ == 3 and len(reg.loss_curve_) == 3
+    assert np.isfinite(reg.predict(X)).all()
+
+
+@pytest.mark.parametrize(
+    ("X", "y", "match"),
+    [
+        (np.ones((10, 2)), np.ones(9), "inconsistent numbers of samples"),
+        (np.ones((10, 2)), np.r_[np.ones(9), np.nan], "NaN"),
+        (np.r_[np.ones((9, 2)), [[np.inf, 1]]], np.ones(10), "infinity"),
+        (np.ones(10), np.ones(10), "2D array"),
+    ],
+)
+def test_bad_data_raises(X, y, match):
+    with pytest.raises(ValueError, match=match):
+        tiny(DenseRegressor).fit(X, y)
+
+
+@pytest.mark.parametrize(
+    ("params", "match"),
+    [
+        ({"hidden_layer_sizes": (16, 0)}, "hidden_layer_sizes"),
+        ({"learning_rate": -1.0}, "learning_rate"),
+        ({"batch_size": 0}, "batch_size"),
+        ({"early_stopping": True, "validation_fraction": 0.01}, "validation"),
+    ],
+)
+def test_bad_parameters_raise(params, match):
+    X, y = smooth_data(20)
+    with pytest.raises(ValueError, match=match):
+        tiny(DenseRegressor).set_params(**params).fit(X, y)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_unavailable_device_raises():
+    X, y = smooth_data(20)
+    with pytest.raises(ValueError, match="CUDA"):
+        tiny(DenseRegressor, device="cuda").fit(X, y)
+
+
+@pytest.mark.parametrize("cls", ESTIMATORS)
+def test_predict_checks_the_number_of_features(cls):
+    X, y = smooth_data(20)
+    reg = tiny(cls, max_iter=1).fit(X, y)
+    with pytest.raises(ValueError, match="features"):
+        reg.predict(np.ones((5, 3)))
+
+
+def test_residual_blocks_start_near_the_identity():
+    reg = ResidualRegressor(8, n_blocks=2, layer_scale=0.0)
+    net = reg._build_module(3, 2)
+    x = torch.randn(5, 3)
+    # gamma = 0: every block passes its input through unchanged.
+    torch.testing.assert_close(net(x), net.output(net.input(x)))
+    assert [b.norm.weight for b in net.blocks] == [None, None]  # no affine
+    gamma = ResidualRegressor(8)._build_module(3, 2).blocks[0].gamma
+    torch.testing.assert_close(gamma.detach(), torch.full((8,), 1e-6))
+
+
+def test_verbose_prints_each_epoch_and_silent_prints_nothing(capsys):
+    X, y = smooth_data(40)
+    tiny(DenseRegressor, max_iter=3).fit(X, y)
+    assert capsys.readouterr().out == ""
+    tiny(DenseRegressor, max_iter=3, verbose=1).fit(X, y)
+    assert capsys.readouterr().out.count("loss =") == 3
+
+
+def test_no_warning_when_training_converges():
+    X, y = smooth_data(40)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        tiny(DenseRegressor, max_iter=500, tol=10.0, n_iter_no_change=1).fit(X, y)
