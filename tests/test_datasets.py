@@ -93,6 +93,24 @@ def test_rk4_batch_equals_single_runs(attractor_state):
     np.testing.assert_array_equal(last, batch[:, -1])
 
 
+@pytest.mark.parametrize(
+    "kwargs, name",
+    [
+        ({"func": "lorenz63"}, "func"),
+        ({"x0": [1.0, np.nan, 1.0]}, "x0"),
+        ({"x0": 1.0}, "x0"),
+        ({"dt": np.inf}, "dt"),
+        ({"dt": "0.01"}, "dt"),
+        ({"n_steps": -1}, "n_steps"),
+        ({"n_steps": 1.5}, "n_steps"),
+    ],
+)
+def test_rk4_bad_input_raises_value_error_naming_the_argument(kwargs, name):
+    arguments = {"func": lorenz63, "x0": [1.0, 1.0, 1.0], "dt": 0.01, "n_steps": 3}
+    with pytest.raises(ValueError, match=name):
+        rk4(**{**arguments, **kwargs})
+
+
 def test_rk4_verbose_reports_progress(capsys):
     rk4(lorenz63, [1.0, 1.0, 1.0], 0.01, 20)
     assert capsys.readouterr().out == ""

@@ -2,7 +2,6 @@
 
 import functools
 import hashlib
-import numbers
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +19,7 @@ from ._systems import (
     lorenz63,
     lorenz96,
 )
+from ._validation import check_int, check_real
 
 # Requests with at least this many states are cached on disk when cache="auto":
 # below it, generating is faster than reading back.
@@ -28,29 +28,13 @@ CACHE_MIN_STATES = 1_000_000
 _SYSTEMS = {"lorenz63": lorenz63, "lorenz96": lorenz96}
 
 
-def _check_int(name, value, low):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise ValueError(f"{name} must be an int, got {value!r}.")
-    if value < low:
-        raise ValueError(f"{name} must be >= {low}, got {value}.")
-    return int(value)
-
-
-def _check_positive(name, value):
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise ValueError(f"{name} must be a real number, got {value!r}.")
-    if not np.isfinite(value) or value <= 0:
-        raise ValueError(f"{name} must be finite and > 0, got {value}.")
-    return float(value)
-
-
 def _check_common(n_trajectories, n_steps, dt, burn_in, lead_steps, normalize,
                   cache, dtype):
-    n_trajectories = _check_int("n_trajectories", n_trajectories, 1)
-    n_steps = _check_int("n_steps", n_steps, 1)
-    dt = _check_positive("dt", dt)
-    burn_in = _check_int("burn_in", burn_in, 0)
-    lead_steps = _check_int("lead_steps", lead_steps, 1)
+    n_trajectories = check_int("n_trajectories", n_trajectories, 1)
+    n_steps = check_int("n_steps", n_steps, 1)
+    dt = check_real("dt", dt, positive=True)
+    burn_in = check_int("burn_in", burn_in, 0)
+    lead_steps = check_int("lead_steps", lead_steps, 1)
     if lead_steps >= n_steps:
         raise ValueError(
             f"lead_steps must be < n_steps={n_steps} so that every trajectory "
@@ -389,16 +373,13 @@ def make_lorenz96(
     n_trajectories, n_steps, dt, burn_in, lead_steps, cache, dtype = _check_common(
         n_trajectories, n_steps, dt, burn_in, lead_steps, normalize, cache, dtype
     )
-    n_dim = _check_int("n_dim", n_dim, 4)
-    if isinstance(forcing, bool) or not isinstance(forcing, numbers.Real) or (
-        not np.isfinite(forcing)
-    ):
-        raise ValueError(f"forcing must be a finite real number, got {forcing!r}.")
+    n_dim = check_int("n_dim", n_dim, 4)
+    forcing = check_real("forcing", forcing)
     rng = _check_random_state(random_state)
-    mean, std = _lorenz96_climatology(n_dim, float(forcing))
+    mean, std = _lorenz96_climatology(n_dim, forcing)
     x0 = mean + std * rng.standard_normal((n_trajectories, n_dim))
     trajectories = _trajectories(
-        "lorenz96", {"forcing": float(forcing)}, x0, dt, burn_in, n_steps, dtype,
+        "lorenz96", {"forcing": forcing}, x0, dt, burn_in, n_steps, dtype,
         cache, data_home, verbose,
     )
     descr = _LORENZ96_DESCR.format(n_dim=n_dim, forcing=forcing)

@@ -2,6 +2,8 @@
 
 import numpy as np
 
+from ._validation import check_int, check_real
+
 
 def rk4(func, x0, dt, n_steps, *, return_trajectory=True, dtype=None,
         verbose=False):
@@ -18,9 +20,9 @@ def rk4(func, x0, dt, n_steps, *, return_trajectory=True, dtype=None,
     x0 : array-like of shape (..., n_dim)
         Initial states.
     dt : float
-        Time step.
+        Time step (negative integrates backwards in time).
     n_steps : int
-        Number of steps.
+        Number of steps (>= 0).
     return_trajectory : bool, default=True
         If False, return only the final state (no memory for the path).
     dtype : dtype, default=None
@@ -52,7 +54,13 @@ def rk4(func, x0, dt, n_steps, *, return_trajectory=True, dtype=None,
     >>> path.shape
     (2, 101, 3)
     """
+    if not callable(func):
+        raise ValueError(f"func must be callable, got {func!r}.")
+    dt = check_real("dt", dt)
+    n_steps = check_int("n_steps", n_steps, 0)
     x = np.array(x0, dtype=np.float64)
+    if x.ndim == 0 or not np.all(np.isfinite(x)):
+        raise ValueError("x0 must be a finite array of shape (..., n_dim).")
     if return_trajectory:
         shape = x.shape[:-1] + (n_steps + 1, x.shape[-1])
         path = np.empty(shape, dtype=dtype or np.float64)
