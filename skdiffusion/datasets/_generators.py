@@ -195,7 +195,7 @@ def make_lorenz63(
     random_state : int, RandomState instance or None, default=None
         Seeds the initial states. Use different seeds for train and test sets.
     dtype : {np.float64, np.float32}, default=np.float64
-        dtype of ``trajectories``, ``X`` and ``y``; integration is always in
+        Data type of ``trajectories``, ``X`` and ``y``; integration is always in
         float64. float32 halves the memory (the paper-scale set takes 1.2 GB
         in float64).
     cache : bool or "auto", default="auto"
@@ -314,6 +314,11 @@ def make_lorenz96(
 ):
     """Generate Lorenz 1996 trajectories and surrogate-learning pairs.
 
+    As :func:`make_lorenz63`, for a ring of ``n_dim`` variables: random
+    initial states around the climatology, ``burn_in`` discarded RK4 steps,
+    then ``n_steps`` recorded states per trajectory; ``X`` holds the states
+    and ``y`` the increment ``lead_steps`` ahead.
+
     Parameters
     ----------
     n_trajectories : int
@@ -336,7 +341,7 @@ def make_lorenz96(
     random_state : int, RandomState instance or None, default=None
         Seeds the initial states.
     dtype : {np.float64, np.float32}, default=np.float64
-        dtype of ``trajectories``, ``X`` and ``y``.
+        Data type of ``trajectories``, ``X`` and ``y``.
     cache : bool or "auto", default="auto"
         Cache the trajectories on disk; "auto" caches requests of at least
         10^6 states.

@@ -26,7 +26,7 @@ def rk4(func, x0, dt, n_steps, *, return_trajectory=True, dtype=None,
     return_trajectory : bool, default=True
         If False, return only the final state (no memory for the path).
     dtype : dtype, default=None
-        dtype of the returned trajectory, float64 if None. The arithmetic is
+        Data type of the returned trajectory, float64 if None. The arithmetic is
         always float64; ``np.float32`` halves the memory of long runs.
     verbose : bool, default=False
         Print progress every tenth of the steps.
