@@ -516,7 +516,9 @@ class DiffusionFeaturizer(TransformerMixin, BaseEstimator):
             None if X_val is None else list(history.validation_scores)
         )
         self.n_iter_ = history.n_iter
-        self._model = None
+        # device -> network for inference; filled by _network, so that
+        # transform changes its contents but not the estimator's __dict__
+        self._models = {}
         if interrupted:
             warnings.warn(
                 f"Training was interrupted after {self.n_iter_} steps; the "
@@ -603,16 +605,14 @@ class DiffusionFeaturizer(TransformerMixin, BaseEstimator):
     def _network(self):
         """The fitted network on ``device``, built once and cached."""
         device = resolve_device(self.device)
-        cached = self.__dict__.get("_model")
-        if cached is not None and cached[0] == device:
-            return cached[1]
-        model = self._build_model(self.n_features_in_, "cpu")
-        model.load_state_dict(from_numpy_state(self.network_state_))
-        if self.ema_state_ is not None:
-            model.load_state_dict(from_numpy_state(self.ema_state_), strict=False)
-        model = model.to(device).eval().requires_grad_(False)
-        self._model = (device, model)
-        return model
+        if device not in self._models:
+            model = self._build_model(self.n_features_in_, "cpu")
+            model.load_state_dict(from_numpy_state(self.network_state_))
+            if self.ema_state_ is not None:
+                model.load_state_dict(from_numpy_state(self.ema_state_), strict=False)
+            self._models.clear()
+            self._models[device] = model.to(device).eval().requires_grad_(False)
+        return self._models[device]
 
     def transform(self, X):
         """Return the features of the states ``X``.
@@ -820,7 +820,8 @@ class DiffusionFeaturizer(TransformerMixin, BaseEstimator):
     def __getstate__(self):
         # the cached torch module may live on a GPU: pickle the CPU state only
         state = super().__getstate__()
-        state.pop("_model", None)
+        if "_models" in state:
+            state["_models"] = {}
         return state
 
     def __sklearn_tags__(self):

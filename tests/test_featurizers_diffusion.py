@@ -1,0 +1,367 @@
+"""Tests of skdiffusion.DiffusionFeaturizer.
+
+One small network is trained once on Lorenz 63 (module fixture) and shared by
+the tests of what training achieves; the other tests use tiny networks and a
+few steps. torch runs on one thread: these networks are too small to gain
+from a second one on a shared machine.
+"""
+
+import io
+
+import joblib
+import numpy as np
+import pytest
+import torch
+from sklearn.exceptions import NotFittedError
+from sklearn.linear_model import Ridge
+from sklearn.utils.estimator_checks import parametrize_with_checks
+from sklearn.utils.validation import check_is_fitted
+
+from skdiffusion import DiffusionFeaturizer
+from skdiffusion.datasets import LORENZ63_SCALE, LORENZ63_SHIFT, make_lorenz63
+from skdiffusion.diffusion import Denoiser, TrainingDivergedError
+from skdiffusion.metrics import hellinger_distance
+
+# Trained once on Lorenz 63: enough to learn the attractor, a few seconds.
+SMALL = dict(
+    n_hidden=32,
+    n_blocks=2,
+    time_embedding_dim=32,
+    max_iter=150,
+    batch_size=256,
+    learning_rate=3e-3,
+    warmup_iter=20,
+    eval_every=25,
+    device="cpu",
+    random_state=0,
+)
+
+
+def tiny(**params):
+    """A featurizer that fits in milliseconds."""
+    defaults = dict(
+        feature_times=(0, 400),
+        n_hidden=8,
+        n_blocks=1,
+        time_embedding_dim=8,
+        max_iter=4,
+        batch_size=16,
+        eval_every=2,
+        device="cpu",
+        random_state=0,
+    )
+    return DiffusionFeaturizer(**{**defaults, **params})
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def lorenz():
+    """Training and held-out Lorenz 63 data in model (raw) units."""
+    train = make_lorenz63(4, 1000, normalize=False, random_state=0)
+    test = make_lorenz63(2, 2000, normalize=False, random_state=1)
+    return train, test
+
+
+@pytest.fixture(scope="module")
+def trained(lorenz, one_torch_thread):
+    train, _ = lorenz
+    return DiffusionFeaturizer(**SMALL).fit(train.X)
+
+
+@pytest.fixture(scope="module")
+def untrained(lorenz, one_torch_thread):
+    train, _ = lorenz
+    return DiffusionFeaturizer(**{**SMALL, "max_iter": 0}).fit(train.X)
+
+
+@pytest.fixture
+def states():
+    return np.random.default_rng(0).normal(size=(40, 3))
+
+
+@parametrize_with_checks([tiny()])
+def test_sklearn_compatible(estimator, check):
+    check(estimator)
+
+
+# --- what training achieves -------------------------------------------------
+
+
+def test_training_lowers_the_denoising_loss(lorenz, trained, untrained):
+    _, test = lorenz
+    assert -trained.score(test.X) < 0.9 * -untrained.score(test.X)
+    assert trained.loss_curve_[-1] < 0.9 * trained.loss_curve_[0]
+
+
+def test_samples_are_closer_to_the_attractor_than_noise(lorenz, trained):
+    _, test = lorenz
+    samples = trained.sample(2000, n_steps=50, random_state=0)
+    noise = np.random.default_rng(0).normal(size=(2000, 3))
+
+    def distance(states):  # on the paper's box of normalised states
+        normalised = (states - LORENZ63_SHIFT) / LORENZ63_SCALE
+        reference = (test.X - LORENZ63_SHIFT) / LORENZ63_SCALE
+        return hellinger_distance(normalised, reference, bins=10)
+
+    assert samples.dtype == np.float32 and samples.shape == (2000, 3)
+    assert distance(samples) < distance(noise) - 0.2
+
+
+def test_trained_features_beat_untrained_for_the_increment(lorenz, trained, untrained):
+    train, test = lorenz
+
+    def rmse(featurizer):
+        head = Ridge(alpha=1e-4).fit(featurizer.transform(train.X), train.y)
+        error = head.predict(featurizer.transform(test.X)) - test.y
+        return np.sqrt(np.mean(error**2))
+
+    assert rmse(trained) < 0.5 * rmse(untrained)
+
+
+def test_untrained_baseline_is_fitted(untrained):
+    check_is_fitted(untrained)
+    assert untrained.n_iter_ == 0 and untrained.loss_curve_ == []
+
+
+def test_ensemble_spread_grows_with_tau(lorenz, trained):
+    _, test = lorenz
+    centres = test.X[::400]
+
+    def spread(tau):
+        ensemble = trained.sample_ensemble(centres, tau, 16, random_state=0)
+        assert ensemble.shape == (len(centres), 16, 3)
+        return np.mean(np.abs(ensemble - centres[:, None]))
+
+    np.testing.assert_allclose(
+        trained.sample_ensemble(centres, 0, 2)[:, 1], centres, rtol=1e-6
+    )
+    assert 0 < spread(30) < spread(300)
+
+
+# --- transform ----------------------------------------------------------------
+
+
+def test_transform_equals_the_network_at_each_time(trained, lorenz):
+    X = lorenz[1].X[:50]
+    network = Denoiser(3, n_hidden=32, n_blocks=2, time_embedding_dim=32)
+    state = trained.network_state_
+    network.load_state_dict({name: torch.from_numpy(w) for name, w in state.items()})
+    captured = []
+    network.blocks[-1].register_forward_hook(lambda m, i, out: captured.append(out))
+    z = torch.from_numpy(((X - trained.mean_) / trained.scale_).astype(np.float32))
+    with torch.no_grad():
+        for time in trained.feature_times:
+            network(z, torch.full((len(X),), time))  # the per-sample FiLM path
+    expected = torch.cat(captured, dim=1).numpy()
+
+    features = trained.transform(X)
+    assert features.dtype == np.float32 and features.shape == (50, 6 * 32)
+    np.testing.assert_allclose(features, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_feature_names_give_time_and_unit(trained):
+    names = trained.get_feature_names_out()
+    assert len(names) == 6 * 32
+    assert names[0] == "t0_h0" and names[32 * 4 + 17] == "t400_h17"
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_transform_is_float32_in_a_preallocated_array(dtype, states):
+    featurizer = tiny().fit(states)
+    features = featurizer.transform(states.astype(dtype))
+    assert features.dtype == np.float32 and features.flags.c_contiguous
+
+
+def test_joblib_round_trip_gives_identical_transforms(trained, states):
+    before = trained.transform(states)
+    buffer = io.BytesIO()
+    joblib.dump(trained, buffer)
+    buffer.seek(0)
+    loaded = joblib.load(buffer)
+    np.testing.assert_array_equal(loaded.transform(states), before)
+    loaded.set_params(device="cpu")
+    np.testing.assert_array_equal(loaded.transform(states), before)
+
+
+def test_pickled_state_holds_no_torch_module(trained, states):
+    trained.transform(states)  # builds and caches the network
+    state = trained.__getstate__()
+    assert state["_models"] == {}
+    assert all(isinstance(v, np.ndarray) for v in state["network_state_"].values())
+
+
+# --- fit: warm start, interrupt, divergence -----------------------------------
+
+
+def test_warm_start_continues_training(states):
+    featurizer = tiny(max_iter=4, eval_every=2).fit(states)
+    curve = list(featurizer.loss_curve_)
+    featurizer.set_params(warm_start=True, max_iter=0)
+    before = featurizer.transform(states)
+    # new data: weights and standardisation stay those of the first fit
+    featurizer.fit(states * 3 + 1)
+    np.testing.assert_array_equal(featurizer.transform(states), before)
+
+    featurizer.set_params(max_iter=4).fit(states)
+    assert featurizer.n_iter_ == 8
+    assert featurizer.loss_curve_[:2] == curve and len(featurizer.loss_curve_) == 4
+    assert featurizer._optimizer_state["state"][0]["step"] == 8
+
+
+def test_warm_start_rejects_a_new_network_shape(states):
+    featurizer = tiny().fit(states)
+    with pytest.raises(ValueError, match="warm_start"):
+        featurizer.set_params(warm_start=True, n_hidden=4).fit(states)
+
+
+def test_same_seed_gives_the_same_fit(states):
+    first, second = tiny().fit(states), tiny().fit(states)
+    for name, weights in first.network_state_.items():
+        np.testing.assert_array_equal(second.network_state_[name], weights)
+
+
+def test_interrupt_keeps_the_weights_trained_so_far(states, monkeypatch):
+    untrained_state = tiny(max_iter=0).fit(states).network_state_
+    adam_step = torch.optim.Adam.step
+    calls = []
+
+    def interrupted_step(optimizer, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 4:
+            raise KeyboardInterrupt
+        return adam_step(optimizer, *args, **kwargs)
+
+    monkeypatch.setattr(torch.optim.Adam, "step", interrupted_step)
+    with pytest.warns(UserWarning, match="interrupted after 3 steps"):
+        featurizer = tiny(max_iter=10).fit(states)
+    check_is_fitted(featurizer)
+    assert featurizer.n_iter_ == 3
+    assert not np.array_equal(
+        featurizer.network_state_["in_proj.weight"], untrained_state["in_proj.weight"]
+    )
+    assert featurizer.transform(states).shape == (40, 16)
+
+
+def test_divergence_raises_and_leaves_the_featurizer_unfitted(states):
+    featurizer = tiny(learning_rate=1e6, max_iter=20)
+    with pytest.raises(TrainingDivergedError, match="diverged.*lower learning rate"):
+        featurizer.fit(states)
+    with pytest.raises(NotFittedError):
+        check_is_fitted(featurizer)
+    assert not hasattr(featurizer, "n_features_in_")
+
+
+def test_failed_refit_keeps_the_previous_fit(states):
+    featurizer = tiny().fit(states)
+    before = featurizer.transform(states)
+    with pytest.raises(ValueError, match="diverged"):
+        featurizer.set_params(learning_rate=1e6, max_iter=20).fit(states[:, :2])
+    assert featurizer.n_features_in_ == 3 and featurizer.n_iter_ == 4
+    np.testing.assert_array_equal(featurizer.transform(states), before)
+
+
+# --- options --------------------------------------------------------------------
+
+
+def test_validation_split_records_scores(states):
+    featurizer = tiny(validation_fraction=0.25).fit(states)
+    assert len(featurizer.validation_scores_) == len(featurizer.loss_curve_) == 2
+    assert all(score < 0 for score in featurizer.validation_scores_)
+    assert tiny().fit(states).validation_scores_ is None
+
+
+def test_ema_weights_are_used_for_inference(states):
+    raw, averaged = tiny().fit(states), tiny(ema_decay=0.5).fit(states)
+    assert raw.ema_state_ is None and averaged.ema_state_ is not None
+    for name, weights in raw.network_state_.items():  # same raw training
+        np.testing.assert_array_equal(averaged.network_state_[name], weights)
+    assert not np.array_equal(raw.transform(states), averaged.transform(states))
+
+
+def test_score_is_deterministic(trained, states):
+    assert trained.score(states) == trained.score(states)
+
+
+def test_verbose_prints_progress_and_silent_does_not(states, capsys):
+    tiny().fit(states).sample(3, n_steps=2)
+    assert capsys.readouterr() == ("", "")
+    tiny(verbose=1).fit(states)
+    assert "loss" in capsys.readouterr().out
+
+
+def test_sample_ddim_is_deterministic(trained):
+    first = trained.sample(5, n_steps=10, method="ddim", random_state=0)
+    np.testing.assert_array_equal(
+        trained.sample(5, n_steps=10, method="ddim", random_state=0), first
+    )
+
+
+# --- bad input ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("value", [np.nan, np.inf])
+def test_non_finite_states_are_rejected(value, states):
+    bad = states.copy()
+    bad[3, 1] = value
+    with pytest.raises(ValueError, match="NaN|infinity"):
+        tiny().fit(bad)
+    with pytest.raises(ValueError, match="NaN|infinity"):
+        tiny().fit(states).transform(bad)
+
+
+def test_wrong_number_of_columns_is_rejected(states):
+    featurizer = tiny().fit(states)
+    for method in (featurizer.transform, featurizer.score):
+        with pytest.raises(ValueError, match="X has 2 features"):
+            method(states[:, :2])
+    with pytest.raises(ValueError, match="X has 2 features"):
+        featurizer.sample_ensemble(states[:, :2], 10, 2)
+
+
+@pytest.mark.parametrize(
+    "params, name",
+    [
+        (dict(feature_times=(0, 1001)), "feature_times"),
+        (dict(feature_times=(-1,)), "feature_times"),
+        (dict(feature_times=(10.5,)), "feature_times"),
+        (dict(feature_times=(10, 10)), "feature_times"),
+        (dict(feature_times=()), "feature_times"),
+        (dict(feature_times=(0, 60), n_diffusion_steps=50), "feature_times"),
+        (dict(schedule="quadratic"), "schedule"),
+        (dict(parameterization="score"), "parameterization"),
+        (dict(device="tpu-like"), "device"),
+        (dict(validation_fraction=0.01), "validation_fraction"),
+    ],
+)
+def test_bad_parameters_raise_value_error_naming_them(params, name, states):
+    featurizer = tiny(**params)
+    with pytest.raises(ValueError, match=name):
+        featurizer.fit(states)
+    assert not hasattr(featurizer, "n_features_in_")
+
+
+@pytest.mark.parametrize(
+    "call, name",
+    [
+        (lambda f, X: f.sample(0), "n_samples"),
+        (lambda f, X: f.sample(2, method="euler"), "method"),
+        (lambda f, X: f.sample_ensemble(X, 1001, 2), "tau"),
+        (lambda f, X: f.sample_ensemble(X, 10, 0), "n_members"),
+    ],
+)
+def test_bad_sampling_arguments_raise_value_error_naming_them(call, name, states):
+    with pytest.raises(ValueError, match=name):
+        call(tiny().fit(states), states)
+
+
+def test_not_fitted_methods_raise(states):
+    for call in (lambda f: f.transform(states), lambda f: f.sample(2)):
+        with pytest.raises(NotFittedError):
+            call(tiny())
