@@ -61,12 +61,12 @@ class ResidualBlock(nn.Module):
         """``[1 + scale, shift]`` of shape (n, 2 * n_hidden) for time embeddings."""
         return self.film(embedding) + self.film_offset
 
-    def forward(self, h, film, normed=None):
-        """Apply the block to h given its `film_constants` (per row or broadcast).
+    def forward(self, h, gain, shift, normed=None):
+        """Apply the block to h given its FiLM gain ``1 + scale`` and shift.
 
+        `gain` and `shift` have one row per sample or a single row for all;
         `normed` may pass ``layer_norm(h)`` when it is already known.
         """
-        gain, shift = film[..., : self.n_hidden], film[..., self.n_hidden :]
         if normed is None:
             normed = F.layer_norm(h, (self.n_hidden,))
         y = torch.addcmul(shift, normed, gain)
@@ -152,9 +152,30 @@ class Denoiser(nn.Module):
             return embedding.new_zeros(embedding.shape[0], 0)
         return torch.cat([b.film_constants(embedding) for b in self.blocks], dim=1)
 
-    def _split(self, film):
-        width = 2 * self.n_hidden
-        return [film[..., i * width : (i + 1) * width] for i in range(self.n_blocks)]
+    def _block_films(self, t):
+        """Per block, (gain, shift) for steps t: a row per step, or one row."""
+        if t.ndim == 0:
+            embedding = timestep_embedding(
+                t.reshape(1), self.time_embedding_dim, self.max_period
+            )
+            return [b.film_constants(embedding).chunk(2, -1) for b in self.blocks]
+        if t.shape[0] > self.embedding_table.shape[0]:
+            # fewer distinct steps than samples: FiLM once per step, gather by t
+            # (chunk, not slicing: its backward does not zero-fill a full copy)
+            return [
+                b.film_constants(self.embedding_table)[t].chunk(2, -1)
+                for b in self.blocks
+            ]
+        # FiLM once per distinct step present, then gathered
+        steps, inverse = torch.unique(t, return_inverse=True)
+        embedding = timestep_embedding(steps, self.time_embedding_dim, self.max_period)
+        return [b.film_constants(embedding)[inverse].chunk(2, -1) for b in self.blocks]
+
+    def _trunk(self, z, block_films):
+        h = self.in_proj(z)
+        for block, (gain, shift) in zip(self.blocks, block_films, strict=True):
+            h = block(h, gain, shift)
+        return h
 
     def trunk(self, z, film):
         """Output of the last block for inputs z and FiLM constants `film`.
@@ -162,10 +183,10 @@ class Denoiser(nn.Module):
         `film` is as returned by `film`, one row per sample or a single row
         broadcast over the batch.
         """
-        h = self.in_proj(z)
-        for block, block_film in zip(self.blocks, self._split(film), strict=True):
-            h = block(h, block_film)
-        return h
+        block_films = [
+            part.chunk(2, -1) for part in film.split(2 * self.n_hidden, dim=-1)
+        ]
+        return self._trunk(z, block_films)
 
     def forward(self, z, t):
         """Predict (velocity, noise or state) for noised states z at steps t.
@@ -181,14 +202,7 @@ class Denoiser(nn.Module):
         torch.Tensor of shape (batch, n_features)
         """
         t = torch.as_tensor(t, device=z.device)
-        if t.ndim == 0:
-            film = self.film(t)
-        elif t.shape[0] > self.embedding_table.shape[0]:
-            # fewer distinct steps than samples: FiLM once per step, then gather
-            film = self.film_table()[t]
-        else:
-            film = self.film(t)
-        return self.out_proj(self.trunk(z, film))
+        return self.out_proj(self._trunk(z, self._block_films(t)))
 
     @torch.no_grad()
     def features(self, x, times):
@@ -214,9 +228,9 @@ class Denoiser(nn.Module):
         out = h0.new_empty(x.shape[0], self.n_hidden * film.shape[0])
         for i, time_film in enumerate(film):
             h = h0
-            for k, (block, block_film) in enumerate(
-                zip(self.blocks, self._split(time_film), strict=True)
-            ):
-                h = block(h, block_film, normed=normed0 if k == 0 else None)
+            parts = time_film.split(2 * self.n_hidden)
+            for k, (block, part) in enumerate(zip(self.blocks, parts, strict=True)):
+                gain, shift = part.chunk(2)
+                h = block(h, gain, shift, normed=normed0 if k == 0 else None)
             out[:, i * self.n_hidden : (i + 1) * self.n_hidden] = h
         return out

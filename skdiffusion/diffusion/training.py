@@ -108,13 +108,19 @@ def _noised(x, t, eps, alpha_bar):
     return ab.sqrt() * x + (1.0 - ab).sqrt() * eps, ab
 
 
-def _loss(model, x, t, eps, alpha_bar, parameterization, params=None):
+def _loss(
+    model, x, t, eps, alpha_bar, parameterization, params=None, autocast_dtype=None
+):
     z, ab = _noised(x, t, eps, alpha_bar)
-    if params is None:
-        prediction = model(z, t)
-    else:
-        prediction = functional_call(model, params, (z, t))
-    return F.mse_loss(prediction, loss_target(parameterization, x, eps, ab))
+    with torch.autocast(
+        x.device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None
+    ):
+        if params is None:
+            prediction = model(z, t)
+        else:
+            prediction = functional_call(model, params, (z, t))
+    target = loss_target(parameterization, x, eps, ab)
+    return F.mse_loss(prediction.to(x.dtype), target)
 
 
 @torch.no_grad()
@@ -195,6 +201,7 @@ def _check_arguments(
     ema_decay,
     eval_every,
     patience,
+    autocast_dtype,
 ):
     def positive_int(name, value, minimum=1):
         if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
@@ -212,6 +219,11 @@ def _check_arguments(
         raise ValueError(
             f"Unknown lr_schedule {lr_schedule!r}; expected one of "
             f"{list(LR_SCHEDULES)}."
+        )
+    if autocast_dtype not in (None, torch.bfloat16, torch.float16):
+        raise ValueError(
+            "autocast_dtype must be None, torch.bfloat16 or torch.float16, got "
+            f"{autocast_dtype!r}."
         )
     if ema_decay is not None and not 0.0 <= ema_decay < 1.0:
         raise ValueError(f"ema_decay must be in [0, 1) or None, got {ema_decay!r}.")
@@ -258,6 +270,7 @@ def train_denoiser(
     optimizer_state=None,
     ema_state=None,
     history=None,
+    autocast_dtype=None,
 ):
     """Train `model` in place with Adam on the denoising loss.
 
@@ -312,6 +325,12 @@ def train_denoiser(
     history : TrainingHistory, default=None
         Appended to in place (pass the previous one to continue its curves);
         a new one when None.
+    autocast_dtype : torch.dtype, default=None
+        None trains in the dtype of X (float32). ``torch.bfloat16`` runs the
+        network under ``torch.autocast`` (mixed precision: matrix products in
+        bfloat16; weights, optimiser, residual stream and loss in float32),
+        about 1.5-2x faster on CPUs with AVX512-BF16/AMX and on recent GPUs,
+        slower on CPUs without bfloat16 instructions.
 
     Returns
     -------
@@ -339,6 +358,7 @@ def train_denoiser(
         ema_decay,
         eval_every,
         patience,
+        autocast_dtype,
     )
     if X.ndim != 2 or X.shape[0] == 0:
         raise ValueError(
@@ -385,7 +405,9 @@ def train_denoiser(
         x = batches.next()
         t = _randint(schedule.n_steps, (x.shape[0],), generator, X.device)
         eps = _randn(x.shape, generator, X.device, X.dtype)
-        loss = _loss(model, x, t, eps, alpha_bar, parameterization)
+        loss = _loss(
+            model, x, t, eps, alpha_bar, parameterization, autocast_dtype=autocast_dtype
+        )
         loss_value = loss.item()
         first_loss = loss_value if first_loss is None else first_loss
         if not math.isfinite(loss_value) or loss_value > _EXPLOSION_FACTOR * first_loss:
