@@ -1,0 +1,151 @@
+import joblib
+import numpy as np
+import pytest
+from numpy.testing import assert_allclose, assert_array_equal
+from sklearn.kernel_approximation import RBFSampler
+from sklearn.metrics.pairwise import rbf_kernel
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from skdiffusion import RFFFeaturizer
+
+
+def gamma_of(wavelength):
+    """The Gaussian kernel exp(-gamma ||x - y||^2) that RFF(wavelength) estimates."""
+    return 2 * np.pi**2 / wavelength**2
+
+
+def states(n_samples=100, wavelength=1.0, seed=0):
+    """States spread so that the kernel takes values across (0, 1]."""
+    return 0.1 * wavelength * np.random.default_rng(seed).normal(size=(n_samples, 3))
+
+
+def rms_kernel_error(features, kernel):
+    return np.sqrt(np.mean((features @ features.T - kernel) ** 2))
+
+
+@parametrize_with_checks([RFFFeaturizer(n_components=8), RFFFeaturizer(n_components=7)])
+def test_sklearn_compatible(estimator, check):
+    check(estimator)
+
+
+def test_transform_is_the_papers_formula():
+    X = states(50)
+    rff = RFFFeaturizer(16, wavelength=0.5, random_state=0).fit(X)
+    W = np.random.RandomState(0).standard_normal((3, 8))
+    phase = 2 * np.pi * X @ W / 0.5
+    expected = np.sqrt(2 / 16) * np.hstack([np.sin(phase), np.cos(phase)])
+    assert_allclose(rff.transform(X), expected, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("wavelength", [0.5, 1.0, 3.0])
+def test_rff_and_rbf_sampler_approximate_the_same_gaussian_kernel(wavelength):
+    X = states(150, wavelength)
+    kernel = rbf_kernel(X, gamma=gamma_of(wavelength))
+    assert 0.05 < kernel[np.triu_indices(len(X), 1)].mean() < 0.95  # not trivial
+    rff = RFFFeaturizer(4096, wavelength=wavelength, random_state=0)
+    rbf = RBFSampler(gamma=gamma_of(wavelength), n_components=4096, random_state=0)
+    assert rms_kernel_error(rff.fit_transform(X), kernel) < 0.03
+    assert rms_kernel_error(rbf.fit_transform(X), kernel) < 0.03
+    # Another gamma is a different kernel: the match above is not a given.
+    wrong = rbf_kernel(X, gamma=gamma_of(wavelength) / 4)
+    assert rms_kernel_error(rff.fit_transform(X), wrong) > 0.1
+
+
+def test_kernel_error_decreases_as_one_over_sqrt_n_components():
+    X = states(100)
+    kernel = rbf_kernel(X, gamma=gamma_of(1.0))
+    sizes = np.array([32, 128, 512, 2048])
+    def error(n, seed):
+        features = RFFFeaturizer(n, random_state=seed).fit_transform(X)
+        return rms_kernel_error(features, kernel)
+
+    errors = [np.mean([error(n, seed) for seed in range(8)]) for n in sizes]
+    assert np.all(np.diff(errors) < 0)
+    slope = np.polyfit(np.log(sizes), np.log(errors), 1)[0]
+    assert -0.65 < slope < -0.35
+
+
+@pytest.mark.parametrize("n_components", [1, 3])
+def test_odd_n_components_estimate_the_kernel_without_bias(n_components):
+    X = states(20)
+    kernel = rbf_kernel(X, gamma=gamma_of(1.0))
+    mean_estimate = np.mean(
+        [
+            (f := RFFFeaturizer(n_components, random_state=seed).fit_transform(X)) @ f.T
+            for seed in range(1000)
+        ],
+        axis=0,
+    )
+    assert np.abs(mean_estimate - kernel).mean() < 0.05
+
+
+def test_single_component_is_a_random_phase_cosine():
+    X = states(30)
+    rff = RFFFeaturizer(1, random_state=0).fit(X)
+    assert rff.random_weights_.shape == (3, 1)
+    assert 0 <= rff.random_offset_ < 2 * np.pi
+    expected = np.sqrt(2) * np.cos(X @ rff.random_weights_ + rff.random_offset_)
+    assert_allclose(rff.transform(X), expected, atol=1e-12)
+
+
+def test_even_n_components_have_no_offset_and_keep_the_draw():
+    X = states(5)
+    even = RFFFeaturizer(8, random_state=0).fit(X)
+    assert even.random_offset_ == 0.0
+    assert even.random_weights_.shape == (3, 4)
+    W = np.random.RandomState(0).standard_normal((3, 4))
+    assert_allclose(even.random_weights_, 2 * np.pi * W)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_dtype_is_preserved(dtype):
+    X = states(40)
+    features = RFFFeaturizer(64, random_state=0).fit(X).transform(X.astype(dtype))
+    assert features.dtype == dtype
+    reference = RFFFeaturizer(64, random_state=0).fit(X).transform(X)
+    assert_allclose(features, reference, atol=1e-5)
+
+
+def test_chunked_threaded_transform_equals_rowwise(monkeypatch):
+    # 1536 components: a few hundred rows per chunk, so 2000 rows are 6 chunks.
+    X = states(2000).astype(np.float32)
+    rff = RFFFeaturizer(1536, random_state=0).fit(X)
+    threaded = rff.transform(X)
+    assert_allclose(threaded[:7], rff.transform(X[:7]), rtol=0, atol=1e-7)
+    assert_allclose(threaded[-3:], rff.transform(X[-3:]), rtol=0, atol=1e-7)
+    monkeypatch.setattr("torch.get_num_threads", lambda: 1)
+    assert_array_equal(rff.transform(X), threaded)
+
+
+def test_feature_names():
+    pd = pytest.importorskip("pandas")
+    X = pd.DataFrame(states(10), columns=["x", "y", "z"])
+    rff = RFFFeaturizer(4, random_state=0).fit(X)
+    assert_array_equal(rff.feature_names_in_, ["x", "y", "z"])
+    assert_array_equal(
+        rff.get_feature_names_out(),
+        ["rfffeaturizer0", "rfffeaturizer1", "rfffeaturizer2", "rfffeaturizer3"],
+    )
+
+
+def test_joblib_round_trip(tmp_path):
+    X = states(20)
+    rff = RFFFeaturizer(32, random_state=0).fit(X)
+    joblib.dump(rff, tmp_path / "rff.joblib")
+    loaded = joblib.load(tmp_path / "rff.joblib")
+    assert_array_equal(loaded.transform(X), rff.transform(X))
+
+
+@pytest.mark.parametrize(
+    "params, name",
+    [({"n_components": 0}, "n_components"), ({"wavelength": 0.0}, "wavelength")],
+)
+def test_bad_parameters_raise_naming_them(params, name):
+    with pytest.raises(ValueError, match=name):
+        RFFFeaturizer(**params).fit(states(5))
+
+
+def test_wrong_number_of_columns_at_transform():
+    rff = RFFFeaturizer(4).fit(states(5))
+    with pytest.raises(ValueError, match="3 features"):
+        rff.transform(np.zeros((2, 2)))
