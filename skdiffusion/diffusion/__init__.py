@@ -30,6 +30,7 @@ from .training import (
     TrainingDivergedError,
     TrainingHistory,
     denoising_loss,
+    fast_autocast_dtype,
     learning_rate_at,
     train_denoiser,
 )
@@ -47,6 +48,7 @@ __all__ = [
     "check_parameterization",
     "cosine_schedule",
     "denoising_loss",
+    "fast_autocast_dtype",
     "get_schedule",
     "learning_rate_at",
     "linear_schedule",

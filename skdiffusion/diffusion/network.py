@@ -161,15 +161,20 @@ class Denoiser(nn.Module):
             return [b.film_constants(embedding).chunk(2, -1) for b in self.blocks]
         if t.shape[0] > self.embedding_table.shape[0]:
             # fewer distinct steps than samples: FiLM once per step, gather by t
-            # (chunk, not slicing: its backward does not zero-fill a full copy)
-            return [
-                b.film_constants(self.embedding_table)[t].chunk(2, -1)
-                for b in self.blocks
-            ]
-        # FiLM once per distinct step present, then gathered
-        steps, inverse = torch.unique(t, return_inverse=True)
-        embedding = timestep_embedding(steps, self.time_embedding_dim, self.max_period)
-        return [b.film_constants(embedding)[inverse].chunk(2, -1) for b in self.blocks]
+            embedding, rows = self.embedding_table, t
+        else:
+            # FiLM once per distinct step present, then gathered
+            steps, rows = torch.unique(t, return_inverse=True)
+            embedding = timestep_embedding(
+                steps, self.time_embedding_dim, self.max_period
+            )
+        # gain and shift gathered apart: contiguous, half-size gathers; slicing
+        # a gathered (batch, 2 * n_hidden) tensor would cost full copies in
+        # the backward pass
+        return [
+            tuple(part[rows] for part in b.film_constants(embedding).chunk(2, -1))
+            for b in self.blocks
+        ]
 
     def _trunk(self, z, block_films):
         h = self.in_proj(z)

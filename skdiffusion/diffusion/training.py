@@ -19,6 +19,7 @@ __all__ = [
     "TrainingDivergedError",
     "TrainingHistory",
     "denoising_loss",
+    "fast_autocast_dtype",
     "learning_rate_at",
     "train_denoiser",
 ]
@@ -68,6 +69,22 @@ class TrainingHistory:
     stopped_early: bool = False
     optimizer: torch.optim.Optimizer | None = None
     ema: dict | None = None
+
+
+def fast_autocast_dtype(device):
+    """``torch.bfloat16`` if bfloat16 matrix products are fast on `device`, else None.
+
+    That is a CUDA GPU supporting bfloat16, or a CPU with AVX512-BF16 or AMX.
+    Pass the result as `autocast_dtype` to `train_denoiser`.
+    """
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else None
+    if device.type == "cpu":
+        checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+        if any(getattr(torch.cpu, name, lambda: False)() for name in checks):
+            return torch.bfloat16
+    return None
 
 
 def _generator_device(generator, device):
