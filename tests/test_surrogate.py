@@ -1,0 +1,191 @@
+import warnings
+
+import joblib
+import numpy as np
+import pytest
+from numpy.testing import assert_allclose, assert_array_equal
+from sklearn.base import BaseEstimator, RegressorMixin
+from sklearn.exceptions import NotFittedError
+from sklearn.linear_model import LinearRegression, Ridge
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from skdiffusion.surrogate import SurrogateForecaster
+
+ROTATION = np.array([[0.9, -0.3], [0.3, 0.9]])  # a damped rotation
+
+
+def linear_system(n_samples=100, matrix=ROTATION, seed=0):
+    X = np.random.default_rng(seed).normal(size=(n_samples, len(matrix)))
+    return X, X @ matrix.T
+
+
+class InfiniteAbove(RegressorMixin, BaseEstimator):
+    """Predicts a zero increment, or infinity where the first variable > 0.5."""
+
+    def fit(self, X, y):
+        self.n_outputs_ = np.shape(y)[1]
+        return self
+
+    def predict(self, X):
+        increment = np.zeros((len(X), self.n_outputs_))
+        increment[X[:, 0] > 0.5] = np.inf
+        return increment
+
+
+@parametrize_with_checks([SurrogateForecaster(Ridge())])
+def test_sklearn_compatible(estimator, check):
+    check(estimator)
+
+
+def test_regressor_learns_the_increment_and_predict_gives_the_next_state():
+    X, y = linear_system()
+    model = SurrogateForecaster(LinearRegression()).fit(X, y)
+    assert_allclose(model.regressor_.coef_, ROTATION - np.eye(2), atol=1e-12)
+    assert_allclose(model.predict(X), y, atol=1e-12)
+    assert model.n_state_features_ == 2
+    assert model.n_features_in_ == 2
+
+
+def test_regressor_is_cloned():
+    ridge = Ridge()
+    model = SurrogateForecaster(ridge).fit(*linear_system())
+    assert model.regressor_ is not ridge
+    assert not hasattr(ridge, "coef_")
+
+
+def test_forecast_of_a_linear_map_applies_its_powers():
+    X, y = linear_system()
+    model = SurrogateForecaster(LinearRegression()).fit(X, y)
+    trajectories = model.forecast(X[:5], n_steps=20)
+    assert trajectories.shape == (5, 21, 2)
+    assert_array_equal(trajectories[:, 0], X[:5])
+    for step in (1, 7, 20):
+        expected = X[:5] @ np.linalg.matrix_power(ROTATION, step).T
+        assert_allclose(trajectories[:, step], expected, atol=1e-10)
+
+
+def test_forecast_keeps_float32():
+    X, y = linear_system()
+    model = SurrogateForecaster(LinearRegression()).fit(X, y)
+    assert model.forecast(X[:3].astype(np.float32), 4).dtype == np.float32
+
+
+def test_forecast_marks_trajectories_that_leave_the_bound_and_warns():
+    X, y = linear_system(matrix=2 * np.eye(2))  # doubles each step
+    model = SurrogateForecaster(LinearRegression()).fit(X, y)
+    X0 = np.array([[0.0, 0.0], [1.0, 0.0]])
+    with pytest.warns(RuntimeWarning, match="1 of 2 forecast trajectories blew up"):
+        trajectories = model.forecast(X0, n_steps=10)
+    assert_allclose(trajectories[0], 0.0, atol=1e-12)  # the fixed point goes on
+    blown_up = np.isnan(trajectories[1, :, 0])
+    first_nan = np.argmax(blown_up)
+    # 2**k leaves 10 training standard deviations (about 20) at k = 5
+    assert first_nan == 5
+    assert np.all(blown_up[first_nan:]) and not np.any(blown_up[:first_nan])
+    assert_allclose(trajectories[1, :first_nan, 0], 2.0 ** np.arange(first_nan))
+
+
+def test_blowup_threshold_none_keeps_large_finite_states():
+    X, y = linear_system(matrix=2 * np.eye(2))
+    model = SurrogateForecaster(LinearRegression(), blowup_threshold=None)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        trajectories = model.fit(X, y).forecast([[1.0, 0.0]], n_steps=30)
+    assert_allclose(trajectories[0, -1, 0], 2.0**30, rtol=1e-6)
+
+
+def test_forecast_marks_non_finite_states_and_never_raises():
+    X, y = linear_system()
+    model = SurrogateForecaster(InfiniteAbove(), blowup_threshold=None).fit(X, y)
+    X0 = np.array([[0.0, 1.0], [1.0, 1.0], [0.2, 0.0]])
+    with pytest.warns(RuntimeWarning, match="1 of 3"):
+        trajectories = model.forecast(X0, n_steps=3)
+    assert np.all(np.isnan(trajectories[1, 1:]))
+    assert_array_equal(trajectories[[0, 2]], np.repeat(X0[[0, 2], None], 4, axis=1))
+
+
+def test_no_warning_when_nothing_blows_up():
+    model = SurrogateForecaster(LinearRegression()).fit(*linear_system())
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        model.forecast(np.ones((3, 2)), n_steps=50)
+
+
+def test_extra_columns_of_X_are_constant_inputs():
+    # x' = 0.5 x + f: the second column f is a forcing the forecast keeps.
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(100, 2))
+    y = 0.5 * X[:, 0] + X[:, 1]
+    model = SurrogateForecaster(LinearRegression()).fit(X, y)
+    assert model.n_state_features_ == 1
+    assert model.predict(X).shape == (100,)
+    trajectories = model.forecast([[0.0, 1.0]], n_steps=30)
+    assert_array_equal(trajectories[0, :, 1], 1.0)
+    assert_allclose(trajectories[0, -1, 0], 2.0, atol=1e-6)  # fixed point 2 f
+
+
+def test_works_with_a_pipeline():
+    X, y = linear_system()
+    pipeline = make_pipeline(StandardScaler(), Ridge(alpha=1e-8))
+    model = SurrogateForecaster(pipeline).fit(X, y)
+    assert_allclose(model.predict(X), y, atol=1e-6)
+    assert model.forecast(X[:2], 3).shape == (2, 4, 2)
+
+
+def test_joblib_round_trip(tmp_path):
+    X, y = linear_system()
+    model = SurrogateForecaster(Ridge()).fit(X, y)
+    joblib.dump(model, tmp_path / "model.joblib")
+    loaded = joblib.load(tmp_path / "model.joblib")
+    assert_array_equal(loaded.forecast(X[:3], 5), model.forecast(X[:3], 5))
+
+
+def test_verbose_reports_progress_and_silent_otherwise(capsys):
+    X, y = linear_system()
+    SurrogateForecaster(Ridge()).fit(X, y).forecast(X[:2], 10)
+    assert capsys.readouterr().out == ""
+    SurrogateForecaster(Ridge(), verbose=True).fit(X, y).forecast(X[:2], 10)
+    assert "forecast step 10/10" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "X, y, match",
+    [
+        (np.zeros((5, 2)), np.zeros((4, 2)), "inconsistent numbers of samples"),
+        (np.zeros((5, 2)), np.array([[0.0, 0.0]] * 4 + [[np.nan, 0.0]]), "y"),
+        (np.zeros((5, 2)), np.array([[0.0, 0.0]] * 4 + [[np.inf, 0.0]]), "y"),
+        (np.zeros((5, 2)), np.zeros((5, 3)), "y has 3 columns but X only 2"),
+    ],
+)
+def test_fit_bad_input(X, y, match):
+    model = SurrogateForecaster(Ridge()).fit(*linear_system())
+    before = model.predict(np.ones((1, 2)))
+    with pytest.raises(ValueError, match=match):
+        model.fit(X, y)
+    assert_array_equal(model.predict(np.ones((1, 2))), before)  # unchanged
+
+
+@pytest.mark.parametrize(
+    "X0, n_steps, match",
+    [
+        (np.zeros((2, 2)), 0, "n_steps must be >= 1"),
+        (np.zeros((2, 2)), -3, "n_steps must be >= 1"),
+        (np.zeros((2, 2)), 2.5, "n_steps must be an int"),
+        (np.zeros((2, 2)), True, "n_steps must be an int"),
+        (np.zeros(2), 3, "Expected 2D array"),
+        (np.zeros((2, 2, 1)), 3, "dim 3"),
+        (np.zeros((2, 3)), 3, "X has 3 features"),
+        (np.array([[0.0, np.nan]]), 3, "NaN"),
+    ],
+)
+def test_forecast_bad_input(X0, n_steps, match):
+    model = SurrogateForecaster(Ridge()).fit(*linear_system())
+    with pytest.raises(ValueError, match=match):
+        model.forecast(X0, n_steps)
+
+
+def test_forecast_before_fit():
+    with pytest.raises(NotFittedError):
+        SurrogateForecaster(Ridge()).forecast(np.zeros((1, 2)), 1)
