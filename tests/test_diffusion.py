@@ -16,6 +16,7 @@ from skdiffusion.diffusion import (
     TrainingHistory,
     cosine_schedule,
     denoising_loss,
+    fast_autocast_dtype,
     get_schedule,
     learning_rate_at,
     linear_schedule,
@@ -197,11 +198,12 @@ def test_forward_shapes_and_single_step():
     torch.testing.assert_close(model(z, 30), model(z, torch.full((7,), 30)))
 
 
-def test_tabulated_film_equals_per_sample_film():
+@pytest.mark.parametrize("batch", [300, 50])  # tabulated (> 101 rows), distinct
+def test_gathered_film_equals_per_sample_film(batch):
     model = randomise_gamma(small_denoiser(n_steps=100))
     generator = torch.Generator().manual_seed(1)
-    z = torch.randn(300, 3, generator=generator)
-    t = torch.randint(1, 101, (300,), generator=generator)  # > 101 rows: table path
+    z = torch.randn(batch, 3, generator=generator)
+    t = torch.randint(1, 101, (batch,), generator=generator)
     per_sample = model.out_proj(model.trunk(z, model.film(t)))
     torch.testing.assert_close(model(z, t), per_sample)
 
@@ -249,6 +251,31 @@ def test_training_reduces_the_denoising_loss(lorenz, trained):
     assert len(history.loss_curve) == 4
     assert history.loss_curve[-1] < history.loss_curve[0]
     assert history.n_iter == 400
+
+
+def test_bfloat16_autocast_trains_like_float32(lorenz):
+    X, X_test = lorenz
+    losses = {}
+    for dtype in (None, torch.bfloat16):
+        model = small_denoiser()
+        train_denoiser(
+            model,
+            X,
+            schedule=cosine_schedule(),
+            n_iter=150,
+            batch_size=256,
+            learning_rate=3e-3,
+            autocast_dtype=dtype,
+            generator=torch.Generator().manual_seed(0),
+        )
+        losses[dtype] = denoising_loss(
+            model,
+            X_test,
+            schedule=cosine_schedule(),
+            generator=torch.Generator().manual_seed(5),
+        )
+    assert losses[torch.bfloat16] == pytest.approx(losses[None], rel=0.1)
+    assert fast_autocast_dtype("cpu") in (None, torch.bfloat16)
 
 
 def test_seeded_training_is_reproducible(lorenz):
@@ -398,6 +425,7 @@ def test_callback_and_verbose_report_progress(lorenz, capsys):
         ({"learning_rate": 0.0}, "learning_rate"),
         ({"lr_schedule": "step"}, "step"),
         ({"ema_decay": 1.0}, "ema_decay"),
+        ({"autocast_dtype": torch.float64}, "autocast_dtype"),
         ({"parameterization": "score"}, "score"),
     ],
 )

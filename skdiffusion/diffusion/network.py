@@ -172,7 +172,10 @@ class Denoiser(nn.Module):
         # a gathered (batch, 2 * n_hidden) tensor would cost full copies in
         # the backward pass
         return [
-            tuple(part[rows] for part in b.film_constants(embedding).chunk(2, -1))
+            tuple(
+                part.contiguous().index_select(0, rows)
+                for part in b.film_constants(embedding).chunk(2, -1)
+            )
             for b in self.blocks
         ]
 
