@@ -260,7 +260,7 @@ class StreamingRidge(MultiOutputMixin, RegressorMixin, BaseEstimator):
         )
         transformer = None
         if self.transformer is not None:
-            transformer = clone(self.transformer).fit(X)
+            transformer = clone(self.transformer).fit(X, y)
         Y = y.reshape(len(y), -1)
         equations = self._accumulate(transformer, None, X, Y)
         self._set_solution(transformer, equations, y.ndim)
@@ -296,7 +296,7 @@ class StreamingRidge(MultiOutputMixin, RegressorMixin, BaseEstimator):
         if first_call:
             transformer, equations = None, None
             if self.transformer is not None:
-                transformer = clone(self.transformer).fit(X)
+                transformer = clone(self.transformer).fit(X, y)
         else:
             transformer, equations = self.transformer_, self._equations
             if y.ndim != self._y_ndim or Y.shape[1] != equations.sum_y.shape[0]:
