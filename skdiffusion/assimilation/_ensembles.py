@@ -8,6 +8,7 @@ so :class:`~sklearn.model_selection.ParameterGrid` can tune them, nested in an
 assimilation method as ``sampler__tau`` or ``sampler__inflation``.
 """
 
+import math
 from numbers import Integral, Real
 
 import numpy as np
@@ -198,10 +199,10 @@ class DiffusionEnsemble(BaseEstimator):
         Ensemble size (>= 2).
     n_steps : int, default=100
         Size of an even denoising grid on the whole pseudo-time axis
-        0..1000: the states are denoised from ``tau`` in
-        ``max(1, round(tau * n_steps / 1000))`` steps (13 for ``tau=130``),
-        so the step size, not the number of steps, stays fixed as ``tau`` is
-        tuned.
+        ``0..T`` (``T = featurizer.n_diffusion_steps``, 1000): the states are
+        denoised from ``tau`` in ``max(1, ceil(tau * n_steps / T))`` steps
+        (13 for ``tau=130``), so the step size, not the number of steps,
+        stays fixed as ``tau`` is tuned.
     method : {"ddpm", "ddim"}, default="ddpm"
         Ancestral (stochastic) or deterministic denoising.
     shift, scale : array-like of shape (n_features,), default=None
@@ -271,7 +272,8 @@ class DiffusionEnsemble(BaseEstimator):
         shift = np.zeros(X.shape[1]) if self.shift is None else np.asarray(self.shift)
         scale = np.ones(X.shape[1]) if self.scale is None else np.asarray(self.scale)
         seed = check_random_state(random_state).randint(np.iinfo(np.int32).max)
-        n_denoising = max(1, round(self.tau * self.n_steps / N_DIFFUSION_STEPS))
+        n_total = getattr(self.featurizer, "n_diffusion_steps", N_DIFFUSION_STEPS)
+        n_denoising = max(1, math.ceil(self.tau * self.n_steps / n_total))
         ensembles = self.featurizer.sample_ensemble(
             (X - shift) / scale,
             self.tau,
