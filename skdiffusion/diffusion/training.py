@@ -26,7 +26,8 @@ __all__ = [
 
 LR_SCHEDULES = ("constant", "cosine")
 
-# A loss this many times above the first loss of a run means it is exploding.
+# A loss this many times above the first loss of a run (or above 1, the
+# order of the loss on standardised data) means it is exploding.
 _EXPLOSION_FACTOR = 1e4
 
 
@@ -357,8 +358,9 @@ def train_denoiser(
     Raises
     ------
     TrainingDivergedError
-        If the loss becomes non-finite or explodes; raised before the
-        offending step is applied.
+        If the loss becomes non-finite or exceeds 1e4 times the larger of
+        the run's first loss and 1; raised before the offending step is
+        applied.
 
     Notes
     -----
@@ -397,7 +399,13 @@ def train_denoiser(
             if ema_state is not None
             else dict(zip(names, params, strict=True))
         )
-        ema = {name: source[name].detach().clone() for name in names}
+        ema = {
+            name: torch.as_tensor(source[name])
+            .detach()
+            .to(device=param.device, dtype=param.dtype)
+            .clone()
+            for name, param in zip(names, params, strict=True)
+        }
         history.ema = ema
         ema_values = [ema[name] for name in names]
 
@@ -427,7 +435,8 @@ def train_denoiser(
         )
         loss_value = loss.item()
         first_loss = loss_value if first_loss is None else first_loss
-        if not math.isfinite(loss_value) or loss_value > _EXPLOSION_FACTOR * first_loss:
+        limit = _EXPLOSION_FACTOR * max(first_loss, 1.0)
+        if not math.isfinite(loss_value) or loss_value > limit:
             raise TrainingDivergedError(
                 f"The training loss diverged ({loss_value:.3g} at step "
                 f"{history.n_iter + 1}, first loss {first_loss:.3g}); try a lower "
