@@ -20,7 +20,8 @@ from skdiffusion.assimilation import (
     tune_twin_experiment,
     var3d_analysis,
 )
-from skdiffusion.datasets import LORENZ63_SCALE, make_lorenz63
+from skdiffusion.datasets import LORENZ63_SCALE, LORENZ63_SHIFT, make_lorenz63
+from skdiffusion.experiments.assimilation import run_assimilation_experiment
 
 OBS_STD = 2.0  # the paper's observation error, model units
 
@@ -307,3 +308,95 @@ def test_same_seed_gives_every_method_the_same_observations(truth):
     a = run_twin_experiment(ThreeDVar(), truth, **kwargs)
     b = run_twin_experiment(ETKF(3), truth, **kwargs)
     np.testing.assert_array_equal(a.observations, b.observations)
+
+
+# -- diffusion ensembles with a (tiny) trained featurizer ---------------------
+
+
+@pytest.fixture(scope="module")
+def featurizer():
+    from skdiffusion import DiffusionFeaturizer
+
+    X = make_lorenz63(2, 2000, random_state=0).X
+    return DiffusionFeaturizer(
+        n_hidden=32, time_embedding_dim=32, max_iter=100, batch_size=256,
+        random_state=0,
+    ).fit(X)
+
+
+def diffusion_sampler(featurizer, **params):
+    return DiffusionEnsemble(featurizer, shift=LORENZ63_SHIFT, scale=LORENZ63_SCALE,
+                             **params)
+
+
+def test_diffusion_spread_grows_with_tau_and_collapses_at_zero(featurizer):
+    states = make_lorenz63(1, 40, random_state=1).trajectories[0]
+    sampler = diffusion_sampler(featurizer, n_members=16)
+    spreads = []
+    for tau in (0, 25, 50, 100, 200, 400, 800):
+        ens = sampler.set_params(tau=tau).sample_ensemble(states, random_state=0)
+        assert ens.shape == (40, 16, 3)
+        spreads.append((ens.std(axis=1) / LORENZ63_SCALE).mean())
+        if tau == 0:
+            np.testing.assert_allclose(ens, np.repeat(states[:, None], 16, axis=1),
+                                       rtol=1e-5)
+    assert spreads[0] < 1e-12
+    assert np.all(np.diff(spreads) > 0), spreads
+
+
+def test_diffusion_enoi_runs_in_a_twin_experiment(featurizer, truth):
+    method = EnOI(diffusion_sampler(featurizer, tau=100, n_members=10))
+    result = run_twin_experiment(method, truth[:4], n_burn_in=10, n_cycles=30,
+                                 scale=LORENZ63_SCALE, random_state=0)
+    # Far better than the climatology (about 1), the analysis uses the data.
+    assert np.all(result.analysis_rmse < 0.5)
+    assert np.all(result.analysis_spread > 0)
+
+
+# -- the experiment function -----------------------------------------------------
+
+
+TINY_PRESET = dict(
+    n_train_trajectories=2, n_train_steps=1000, n_members=8,
+    tau_grid=(50, 100), static_inflations=(2.0, 4.0), etkf_inflations=(1.1, 1.3),
+    n_tune_experiments=2, n_tune_burn_in=5, n_tune_cycles=20,
+    n_test_experiments=2, n_test_burn_in=5, n_test_cycles=20,
+)
+
+
+def test_experiment_tunes_scores_and_writes_table_and_figures(featurizer, tmp_path):
+    pytest.importorskip("pandas")
+    matplotlib = pytest.importorskip("matplotlib")
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    table = run_assimilation_experiment(
+        "quick", featurizer=featurizer, output_dir=tmp_path, plot=True, **TINY_PRESET
+    )
+    plt.close("all")
+    test = table[table.stage == "test"]
+    assert list(test.method) == [
+        "diffusion EnOI", "static diagonal EnOI", "static full EnOI", "3D-Var",
+        "ETKF (3)", "ETKF (12)", "climatology",
+    ]
+    tuning = table[table.stage == "tuning"]
+    assert len(tuning) == 2 * 6
+    tau_rows = tuning[tuning.method == "diffusion EnOI"]
+    assert sorted(tau_rows.value) == [50, 100] and set(tau_rows.parameter) == {"tau"}
+    # Every tuned method is scored with its best grid point.
+    for name, rows in tuning.groupby("method"):
+        best = rows.value.iloc[rows.analysis_rmse.argmin()]
+        assert test[test.method == name].value.item() == best
+    climatology = test[test.method == "climatology"].analysis_rmse.item()
+    assert 0.7 < climatology < 1.4
+    assert np.isfinite(test.analysis_rmse).all()
+    for name in ("assimilation.csv", "assimilation_tau.png",
+                 "assimilation_ensemble.png"):
+        assert (tmp_path / name).stat().st_size > 0
+
+
+def test_experiment_rejects_unknown_presets_and_entries():
+    with pytest.raises(ValueError, match="preset"):
+        run_assimilation_experiment("full")
+    with pytest.raises(ValueError, match="n_test_cyclez"):
+        run_assimilation_experiment("quick", n_test_cyclez=3)
