@@ -7,6 +7,7 @@ on disk must import.
 """
 
 import importlib
+import inspect
 import re
 from pathlib import Path
 
@@ -124,3 +125,8 @@ def test_documented_names_exist(qualified_name):
     module_name, name = qualified_name.rsplit(".", 1)
     module = importlib.import_module(module_name)
     assert hasattr(module, name), f"docs/api.rst lists {qualified_name}, which is gone"
+    # A lazily exported function whose submodule has the same name is replaced
+    # by that submodule once imported: the second lookup must still find it.
+    assert not inspect.ismodule(getattr(module, name)), (
+        f"{qualified_name} is shadowed by a submodule of the same name"
+    )
