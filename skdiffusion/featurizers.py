@@ -216,7 +216,7 @@ class RFFFeaturizer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
 
 # Rows per chunk of transform: small enough that a chunk's activations stay in
 # cache, large enough that each matmul runs near the machine's peak.
-_TRANSFORM_CHUNK = 1024
+_TRANSFORM_CHUNK = 2048
 # Rows denoised at once by sample and sample_ensemble (bounds their memory).
 _SAMPLE_CHUNK = 65536
 # score draws its steps and noise from this seed, so that it is deterministic
