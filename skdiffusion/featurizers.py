@@ -286,6 +286,12 @@ class DiffusionFeaturizer(TransformerMixin, BaseEstimator):
         Steps between evaluations: one point of ``loss_curve_`` (the mean
         training loss over the interval), one validation score, one progress
         line.
+    mixed_precision : bool, default=False
+        Train with bfloat16 matrix products (``torch.autocast``; weights,
+        optimiser and loss stay float32) where they are fast: CUDA GPUs with
+        bfloat16 and CPUs with AVX512-BF16 or AMX; elsewhere this has no
+        effect. About 1.5-2x faster training; ``transform`` and sampling
+        always run in float32.
     device : str or torch.device, default="auto"
         Where the network runs: "auto" picks CUDA when available, else the
         CPU. It may be changed with ``set_params`` after fitting or loading.
@@ -303,9 +309,9 @@ class DiffusionFeaturizer(TransformerMixin, BaseEstimator):
 
     Attributes
     ----------
-    mean_ : ndarray of shape (n_features_in_,)
+    mean_ : ndarray of shape (`n_features_in_`,)
         Mean of the training states, subtracted before the network.
-    scale_ : ndarray of shape (n_features_in_,)
+    scale_ : ndarray of shape (`n_features_in_`,)
         Standard deviation of the training states (1 where it is 0).
     feature_times_ : ndarray of shape (n_times,)
         The validated ``feature_times`` used by ``transform``.
@@ -323,7 +329,7 @@ class DiffusionFeaturizer(TransformerMixin, BaseEstimator):
         Optimiser steps taken in total (they accumulate with ``warm_start``).
     n_features_in_ : int
         Number of state variables seen during fit.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Names of the state variables, when ``X`` has string column names.
 
     See Also
@@ -412,6 +418,7 @@ class DiffusionFeaturizer(TransformerMixin, BaseEstimator):
         "n_iter_no_change": [None, Interval(Integral, 1, None, closed="left")],
         "tol": [Interval(Real, 0, None, closed="left")],
         "eval_every": [Interval(Integral, 1, None, closed="left")],
+        "mixed_precision": ["boolean"],
         "device": DEVICE_CONSTRAINT,
         "verbose": ["verbose"],
         "random_state": ["random_state"],
@@ -438,6 +445,7 @@ class DiffusionFeaturizer(TransformerMixin, BaseEstimator):
         n_iter_no_change=None,
         tol=1e-4,
         eval_every=100,
+        mixed_precision=False,
         device="auto",
         verbose=0,
         random_state=None,
@@ -460,6 +468,7 @@ class DiffusionFeaturizer(TransformerMixin, BaseEstimator):
         self.n_iter_no_change = n_iter_no_change
         self.tol = tol
         self.eval_every = eval_every
+        self.mixed_precision = mixed_precision
         self.device = device
         self.verbose = verbose
         self.random_state = random_state
@@ -554,6 +563,11 @@ class DiffusionFeaturizer(TransformerMixin, BaseEstimator):
                 optimizer_state=self._optimizer_state if continuing else None,
                 ema_state=self._previous_ema(continuing, device),
                 history=history,
+                autocast_dtype=(
+                    diffusion.fast_autocast_dtype(device)
+                    if self.mixed_precision
+                    else None
+                ),
             )
             interrupted = False
         except KeyboardInterrupt:
@@ -693,6 +707,9 @@ class DiffusionFeaturizer(TransformerMixin, BaseEstimator):
             for rows in _row_chunks(X.shape[0], _TRANSFORM_CHUNK):
                 x = self._standardise(X[rows], self.mean_, self.scale_, device)
                 out[rows] = model.features(x, times)
+                if self.verbose:
+                    end = "\n" if rows.stop == X.shape[0] else ""
+                    print(f"\rtransform {rows.stop}/{X.shape[0]}", end=end, flush=True)
         return features
 
     def get_feature_names_out(self, input_features=None):
@@ -734,7 +751,7 @@ class DiffusionFeaturizer(TransformerMixin, BaseEstimator):
 
         Returns
         -------
-        X : ndarray of shape (n_samples, n_features_in_), float32
+        X : ndarray of shape (n_samples, `n_features_in_`), float32
             Generated states, in the units of the training states.
         """
         check_is_fitted(self)

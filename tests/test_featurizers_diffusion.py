@@ -285,6 +285,13 @@ def test_ema_weights_are_used_for_inference(states):
     assert not np.array_equal(raw.transform(states), averaged.transform(states))
 
 
+def test_mixed_precision_trains_a_float32_featurizer(states):
+    featurizer = tiny(mixed_precision=True).fit(states)
+    assert featurizer.network_state_["in_proj.weight"].dtype == np.float32
+    assert np.isfinite(featurizer.loss_curve_).all()
+    assert featurizer.transform(states).dtype == np.float32
+
+
 def test_score_is_deterministic(trained, states):
     assert trained.score(states) == trained.score(states)
 
@@ -292,8 +299,9 @@ def test_score_is_deterministic(trained, states):
 def test_verbose_prints_progress_and_silent_does_not(states, capsys):
     tiny().fit(states).sample(3, n_steps=2)
     assert capsys.readouterr() == ("", "")
-    tiny(verbose=1).fit(states)
-    assert "loss" in capsys.readouterr().out
+    tiny(verbose=1).fit(states).transform(states)
+    out = capsys.readouterr().out
+    assert "loss" in out and "transform 40/40" in out
 
 
 def test_sample_ddim_is_deterministic(trained):
