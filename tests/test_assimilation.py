@@ -375,6 +375,7 @@ def test_experiment_tunes_scores_and_writes_table_and_figures(featurizer, tmp_pa
     )
     plt.close("all")
     test = table[table.stage == "test"]
+    assert not np.isnan(test.analysis_rmse_se).any()
     assert list(test.method) == [
         "diffusion EnOI", "static diagonal EnOI", "static full EnOI", "3D-Var",
         "ETKF (3)", "ETKF (12)", "climatology",

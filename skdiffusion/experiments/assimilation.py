@@ -10,11 +10,7 @@ the no-skill reference. Each method's free parameter is tuned with a
 tuned methods are then scored on separately seeded test trajectories.
 """
 
-import os
-import time
-
 import numpy as np
-from sklearn.utils import check_random_state
 
 from ..assimilation import (
     ETKF,
@@ -29,6 +25,16 @@ from ..assimilation import (
     tune_twin_experiment,
 )
 from ..datasets import LORENZ63_SCALE, LORENZ63_SHIFT, make_lorenz63
+from ._common import (
+    Progress,
+    make_table,
+    output_path,
+    records_to_columns,
+    resolve_preset,
+    seeds_from,
+    table_columns,
+    write_csv,
+)
 
 _STATIC_INFLATIONS = (1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0)
 _ETKF_INFLATIONS = (1.0, 1.05, 1.1, 1.2, 1.3, 1.4, 1.6)
@@ -133,15 +139,18 @@ def _segments(trajectories, length, n_segments):
 
 
 def _row(stage, name, params, scores, n_experiments):
+    """One table row; every row has every column (NaN where not measured)."""
     ((parameter, value),) = params.items() if params else (("", np.nan),)
-    return dict(
+    row = dict(
         stage=stage,
         method=name,
         parameter=parameter.replace("sampler__", ""),
         value=float(value),
         n_experiments=n_experiments,
-        **{k: float(v) for k, v in scores.items()},
     )
+    row.update({k: float(v) for k, v in scores.items()})
+    row.setdefault("analysis_rmse_se", np.nan)
+    return row
 
 
 def _pooled(result):
@@ -151,25 +160,6 @@ def _pooled(result):
     rmse = result["analysis_rmse"]
     scores["analysis_rmse_se"] = rmse.std(ddof=1) / np.sqrt(len(rmse))
     return scores
-
-
-def _as_table(rows):
-    try:
-        import pandas as pd
-    except ImportError:
-        return {key: np.array([row[key] for row in rows]) for key in rows[0]}
-    return pd.DataFrame(rows)
-
-
-def _write_csv(table, path):
-    if hasattr(table, "to_csv"):
-        table.to_csv(path, index=False)
-        return
-    keys = list(table)
-    with open(path, "w") as f:
-        f.write(",".join(keys) + "\n")
-        for values in zip(*(table[k] for k in keys), strict=True):
-            f.write(",".join(str(v) for v in values) + "\n")
 
 
 def fit_featurizer(X, *, random_state=0, verbose=False, **params):
@@ -270,19 +260,9 @@ def run_assimilation_experiment(
     >>> from skdiffusion.experiments.assimilation import run_assimilation_experiment
     >>> table = run_assimilation_experiment("quick")  # doctest: +SKIP
     """
-    if preset not in PRESETS:
-        raise ValueError(f"preset must be one of {sorted(PRESETS)}, got {preset!r}.")
-    unknown = set(overrides) - set(PRESETS[preset])
-    if unknown:
-        raise ValueError(f"unknown preset entries {sorted(unknown)}.")
-    config = {**PRESETS[preset], **overrides}
-    rng = check_random_state(random_state)
-    seed_train, seed_test, seed_fit, seed_obs = rng.randint(2**31 - 1, size=4)
-    start = time.perf_counter()
-
-    def say(message):
-        if verbose:
-            print(f"[{time.perf_counter() - start:7.1f}s] {message}", flush=True)
+    config = resolve_preset(PRESETS, preset, overrides)
+    seed_train, seed_test, seed_fit, seed_obs = seeds_from(random_state, 4)
+    say = Progress(verbose, "assimilation")
 
     train = make_lorenz63(
         config["n_train_trajectories"], config["n_train_steps"], random_state=seed_train
@@ -291,7 +271,7 @@ def run_assimilation_experiment(
         say(f"training the featurizer on {train.X.shape[0]} states")
         featurizer = fit_featurizer(
             train.X,
-            random_state=int(seed_fit),
+            random_state=seed_fit,
             verbose=verbose,
             **config["featurizer_params"],
         )
@@ -315,7 +295,7 @@ def run_assimilation_experiment(
             grid,
             tune_truth,
             n_burn_in=config["n_tune_burn_in"],
-            random_state=int(seed_obs),
+            random_state=seed_obs,
             **common,
         )
         for i, params in enumerate(search.results["params"]):
@@ -326,7 +306,7 @@ def run_assimilation_experiment(
             search.best_method,
             test_truth,
             n_burn_in=config["n_test_burn_in"],
-            random_state=int(seed_obs) + 1,
+            random_state=seed_obs + 1,
             verbose=verbose,
             **common,
         )
@@ -336,10 +316,9 @@ def run_assimilation_experiment(
         tuned[name] = search.best_method
 
     rows.append(_climatology_row(train.trajectories, test_truth, config, seed_obs))
-    table = _as_table(rows)
+    table = make_table(records_to_columns(rows))
     if output_dir is not None:
-        os.makedirs(output_dir, exist_ok=True)
-        _write_csv(table, os.path.join(output_dir, "assimilation.csv"))
+        write_csv(table, output_path(output_dir, "assimilation.csv"))
     if plot:
         figures = {
             "assimilation_tau.png": plot_tau_sweep(table),
@@ -347,12 +326,12 @@ def run_assimilation_experiment(
                 tuned["diffusion EnOI"].sampler,
                 tuned["static full EnOI"].sampler,
                 test_truth[0],
-                random_state=int(seed_obs),
+                random_state=seed_obs,
             ),
         }
         if output_dir is not None:
             for filename, figure in figures.items():
-                figure.savefig(os.path.join(output_dir, filename), dpi=120)
+                figure.savefig(output_path(output_dir, filename), dpi=120)
     say("done")
     return table
 
@@ -364,7 +343,7 @@ def _climatology_row(train_trajectories, test_truth, config, seed):
     sampler = ClimatologyEnsemble(
         train_trajectories.reshape(-1, 3), n_members=config["n_members"]
     )
-    members = sampler.sample_ensemble(scored, random_state=int(seed))
+    members = sampler.sample_ensemble(scored, random_state=seed)
     error = ((members.mean(axis=1) - scored) / LORENZ63_SCALE) ** 2
     variance = members.var(axis=1, ddof=1) / LORENZ63_SCALE**2
     rmse = np.sqrt(error.reshape(len(test_truth), -1).mean(axis=1))
@@ -378,10 +357,6 @@ def _climatology_row(train_trajectories, test_truth, config, seed):
         )
     )
     return _row("test", "climatology", {}, scores, len(test_truth))
-
-
-def _column(table, key):
-    return np.asarray(table[key])
 
 
 def plot_tau_sweep(table, ax=None):
@@ -403,20 +378,22 @@ def plot_tau_sweep(table, ax=None):
 
     if ax is None:
         _, ax = plt.subplots(figsize=(6, 4))
-    stage, method = _column(table, "stage"), _column(table, "method")
-    sweep = (stage == "tuning") & (method == "diffusion EnOI")
-    tau = _column(table, "value")[sweep]
+    columns = table_columns(table)
+    tuning = columns["stage"] == "tuning"
+    sweep = tuning & (columns["method"] == "diffusion EnOI")
+    tau = columns["value"][sweep]
     order = np.argsort(tau)
     for key, label in (
         ("analysis_rmse", "analysis RMSE"),
         ("analysis_spread", "analysis spread"),
         ("background_spread", "ensemble (background) spread"),
     ):
-        ax.plot(tau[order], _column(table, key)[sweep][order], marker="o", label=label)
-    static = (stage == "tuning") & (method == "static full EnOI")
+        ax.plot(tau[order], columns[key][sweep][order], marker="o", label=label)
+    static = tuning & (columns["method"] == "static full EnOI")
     if static.any():
-        best = _column(table, "analysis_rmse")[static].min()
+        best = columns["analysis_rmse"][static].min()
         ax.axhline(best, color="grey", ls="--", label="static full EnOI (tuned)")
+    ax.set_yscale("log")
     ax.set_xlabel("diffusion pseudo-time tau")
     ax.set_ylabel("normalised RMSE / spread")
     ax.set_title("Diffusion EnOI on the tuning trajectories")
@@ -425,9 +402,13 @@ def plot_tau_sweep(table, ax=None):
 
 
 def plot_ensemble_around_forecast(
-    diffusion, static, trajectory, *, index=None, random_state=0, ax=None
+    diffusion, static, trajectory, *, index=None, random_state=0
 ):
-    """Ensembles around one state, on the Lorenz 1963 attractor (x-z plane).
+    """Ensembles around one state on the Lorenz 1963 attractor (x-z plane).
+
+    The left panel shows the whole attractor, the right one zooms on the
+    state: diffusion members follow the attractor, static ones form an
+    ellipse.
 
     Parameters
     ----------
@@ -436,13 +417,12 @@ def plot_ensemble_around_forecast(
         :class:`~skdiffusion.assimilation.DiffusionEnsemble` and a
         :class:`~skdiffusion.assimilation.StaticCovarianceEnsemble`.
     trajectory : ndarray of shape (n_time, 3)
-        A trajectory in model units: drawn as the attractor.
+        A trajectory in model units, drawn as the attractor.
     index : int, default=None
-        The state to sample around; the middle of the trajectory when None.
+        The state to sample around (standing in for a forecast); the middle
+        of the trajectory when None.
     random_state : int, default=0
         Seeds the samplers.
-    ax : matplotlib Axes, default=None
-        Where to draw; a new figure when None.
 
     Returns
     -------
@@ -451,28 +431,32 @@ def plot_ensemble_around_forecast(
     """
     import matplotlib.pyplot as plt
 
-    if ax is None:
-        _, ax = plt.subplots(figsize=(6, 5))
+    figure, axes = plt.subplots(1, 2, figsize=(10, 4.5))
     state = trajectory[len(trajectory) // 2 if index is None else index][None]
-    ax.plot(trajectory[:, 0], trajectory[:, 2], color="0.8", lw=0.5, label="attractor")
-    for sampler, label, color in (
-        (static, "static covariance", "tab:orange"),
-        (diffusion, "diffusion", "tab:blue"),
-    ):
-        members = sampler.sample_ensemble(state, random_state=random_state)[0]
-        ax.scatter(
-            members[:, 0],
-            members[:, 2],
-            s=12,
-            color=color,
-            alpha=0.7,
-            label=f"{label} ({_describe(sampler)})",
-        )
-    ax.scatter(state[:, 0], state[:, 2], marker="*", s=200, color="k", label="forecast")
-    ax.set_xlabel("x")
-    ax.set_ylabel("z")
-    ax.legend(loc="upper right", fontsize="small")
-    return ax.figure
+    samplers = ((static, "static covariance", "tab:orange"),
+                (diffusion, "diffusion", "tab:blue"))
+    members = [s.sample_ensemble(state, random_state=random_state)[0]
+               for s, _, _ in samplers]
+    for ax in axes:
+        ax.plot(trajectory[:, 0], trajectory[:, 2], color="0.75", lw=0.5,
+                label="attractor")
+        for ens, (sampler, label, color) in zip(members, samplers, strict=True):
+            ax.scatter(ens[:, 0], ens[:, 2], s=12, color=color, alpha=0.7,
+                       label=f"{label} ({_describe(sampler)})")
+        ax.scatter(state[:, 0], state[:, 2], marker="*", s=200, color="k",
+                   label="forecast")
+        ax.set_xlabel("x")
+        ax.set_ylabel("z")
+    # Zoom on the members, with a margin.
+    points = np.concatenate(members)
+    reach = 1.2 * np.abs(points - state).max(axis=0)
+    axes[1].set_xlim(state[0, 0] - reach[0], state[0, 0] + reach[0])
+    axes[1].set_ylim(state[0, 2] - reach[2], state[0, 2] + reach[2])
+    axes[1].legend(loc="upper right", fontsize="small")
+    axes[0].set_title("Lorenz 1963 attractor")
+    axes[1].set_title(f"{len(members[1])} members around one forecast")
+    figure.tight_layout()
+    return figure
 
 
 def _describe(sampler):
