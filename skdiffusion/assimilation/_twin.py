@@ -130,7 +130,8 @@ def run_twin_experiment(
         (n_experiments, n_cycles, n_features) in model units: ``truth``,
         ``background``, ``analysis`` (means), ``analysis_variance``, and
         ``observations`` of shape (n_experiments, n_cycles, n_obs), and
-        ``time`` of shape (n_cycles,) in model time.
+        ``time`` of shape (n_cycles,), the observation times (step times
+        ``dt``).
 
     See Also
     --------
@@ -226,8 +227,7 @@ def tune_twin_experiment(method, param_grid, truth, *, verbose=False, **kwargs):
     Each point of :class:`~sklearn.model_selection.ParameterGrid` is set on a
     copy of ``method`` (nested parameters such as ``sampler__tau`` included)
     and run with :func:`run_twin_experiment` on ``truth``; the score is the
-    analysis RMSE pooled over experiments (root of the mean square), and
-    diverging settings (NaN) rank last.
+    analysis RMSE pooled over experiments (root of the mean square).
 
     Parameters
     ----------
@@ -290,8 +290,7 @@ def tune_twin_experiment(method, param_grid, truth, *, verbose=False, **kwargs):
                 f"{results['analysis_rmse'][-1]:.4f}, spread "
                 f"{results['analysis_spread'][-1]:.4f}"
             )
-    scores = np.nan_to_num(results["analysis_rmse"], nan=np.inf)
-    best = int(np.argmin(scores))
+    best = int(np.argmin(results["analysis_rmse"]))
     best_params = results["params"][best]
     return Bunch(
         best_params=best_params,
