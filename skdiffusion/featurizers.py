@@ -577,7 +577,10 @@ class DiffusionFeaturizer(TransformerMixin, BaseEstimator):
         self.feature_times_ = feature_times
         self.network_state_ = to_numpy_state(model.state_dict())
         self.ema_state_ = None if history.ema is None else to_numpy_state(history.ema)
-        self._optimizer_state = to_cpu(history.optimizer.state_dict())
+        if history.optimizer is not None:  # None if interrupted before step 1
+            self._optimizer_state = to_cpu(history.optimizer.state_dict())
+        elif not continuing:
+            self._optimizer_state = None
         self.loss_curve_ = list(history.loss_curve)
         self.validation_scores_ = (
             None if X_val is None else list(history.validation_scores)
@@ -592,7 +595,7 @@ class DiffusionFeaturizer(TransformerMixin, BaseEstimator):
                 "featurizer keeps the weights trained so far. Call fit again "
                 "with warm_start=True to continue.",
                 UserWarning,
-                stacklevel=3,
+                stacklevel=4,  # the caller of fit, past sklearn's _fit_context
             )
 
     def _check_feature_times(self):

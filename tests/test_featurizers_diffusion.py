@@ -12,8 +12,12 @@ import joblib
 import numpy as np
 import pytest
 import torch
+from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
+from sklearn.frozen import FrozenEstimator
 from sklearn.linear_model import Ridge
+from sklearn.model_selection import GridSearchCV
+from sklearn.pipeline import make_pipeline
 from sklearn.utils.estimator_checks import parametrize_with_checks
 from sklearn.utils.validation import check_is_fitted
 
@@ -170,6 +174,22 @@ def test_feature_names_give_time_and_unit(trained):
     names = trained.get_feature_names_out()
     assert len(names) == 6 * 32
     assert names[0] == "t0_h0" and names[32 * 4 + 17] == "t400_h17"
+
+
+def test_works_in_pipelines_frozen_and_with_pandas_output(trained, lorenz):
+    train, _ = lorenz
+    pipeline = make_pipeline(FrozenEstimator(trained), Ridge(alpha=1e-4))
+    pipeline.fit(train.X[:200], train.y[:200])  # does not retrain
+    assert pipeline[0].estimator is trained and trained.n_iter_ == 150
+    frame = clone(trained).set_params(max_iter=0).set_output(transform="pandas")
+    columns = frame.fit_transform(train.X[:5]).columns
+    assert list(columns[:2]) == ["t0_h0", "t0_h1"]
+
+
+def test_search_compares_featurizers_by_score(states):
+    search = GridSearchCV(tiny(learning_rate=1e-2), {"max_iter": [0, 30]}, cv=2)
+    search.fit(states)
+    assert search.best_params_ == {"max_iter": 30}
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
