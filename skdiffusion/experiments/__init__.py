@@ -38,7 +38,7 @@ _EXPORTS = {
     "plot_generation_quality": "generation",
     "scaling_studies": "scaling",
     "plot_scaling": "scaling",
-    "model_selection": "model_selection",
+    "model_selection": "selection",
 }
 
 __all__ = sorted(_EXPORTS)

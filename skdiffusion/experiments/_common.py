@@ -104,7 +104,7 @@ def forecast_starts(states, n_starts, horizon):
     n_trajectories, n_steps, _ = states.shape
     if horizon >= n_steps:
         raise ValueError(
-            f"The test trajectories ({n_steps} steps) are too short for a "
+            f"The trajectories ({n_steps} steps) are too short for a "
             f"{horizon}-step forecast."
         )
     per_trajectory = -(-n_starts // n_trajectories)
@@ -151,22 +151,24 @@ def forecast_skill(forecaster, test, *, n_starts, n_leads, n_climate, climate_le
     return curve, hellinger, float(blown_up.mean())
 
 
-def climate_floor(train, test, *, n_climate, climate_leads):
+def climate_floor(test, *, n_climate, climate_leads, random_state=0):
     """Hellinger distance of true states sampled like a forecast climate.
 
-    ``n_climate`` segments of ``climate_leads`` steps (spaced ``lead_steps``)
-    from the training trajectories, against all test states: the distance
-    a perfect surrogate would get from sampling alone.
+    ``n_climate`` fresh true trajectories of ``climate_leads`` steps of
+    ``test.lead_steps``, against all test states: the distance that a
+    perfect surrogate would get from sampling alone.
     """
     from ..metrics import hellinger_distance
 
-    lead = train.lead_steps
-    rows, cols = forecast_starts(train.states, n_climate, climate_leads * lead)
-    segments = [
-        train.states[rows, cols + k * lead] for k in range(1, climate_leads + 1)
-    ]
-    sample = np.stack(segments, axis=1).reshape(-1, train.states.shape[2])
-    return hellinger_distance(sample, test.states.reshape(-1, sample.shape[1]))
+    lead = test.lead_steps
+    truth = make_lorenz63(
+        n_climate, climate_leads * lead, lead_steps=lead, random_state=random_state
+    )
+    sample = (truth.trajectories[:, lead - 1 :: lead] - truth.shift) / truth.scale
+    n_features = sample.shape[-1]
+    return hellinger_distance(
+        sample.reshape(-1, n_features), test.states.reshape(-1, n_features)
+    )
 
 
 def _quiet_forecast(forecaster, X0, n_steps):
