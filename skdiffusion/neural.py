@@ -31,6 +31,8 @@ from ._torch_utils import (
     torch_seed,
 )
 
+__all__ = ["DenseRegressor", "ResidualRegressor"]
+
 # Rows per forward pass in predict: bounds memory, not a tuning knob.
 _PREDICT_CHUNK = 65536
 # Targets are standardised, so predicting zero costs a loss of 1: a mean loss
@@ -469,7 +471,9 @@ _COMMON_PARAMETERS = """learning_rate : float, default=1e-3
         Print the loss after each epoch when positive.
     warm_start : bool, default=False
         Whether ``fit`` continues from the previous solution (weights,
-        optimiser state and standardisation) instead of starting afresh."""
+        optimiser state and standardisation) instead of starting afresh.
+        An int ``random_state`` makes every such call shuffle in the same
+        order; pass a ``RandomState`` instance for a new order each call."""
 
 _COMMON_ATTRIBUTES = """module_ : torch.nn.Module
         The trained network; it maps standardised inputs to standardised
