@@ -256,7 +256,8 @@ def plot_generation_quality(samples, *, axes=(0, 2), max_points=5_000):
 
     Returns
     -------
-    figure : matplotlib Figure
+    figure : matplotlib.figure.Figure
+        The figure drawn on.
     """
     import matplotlib.pyplot as plt
 

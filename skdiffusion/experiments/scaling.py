@@ -301,7 +301,7 @@ _LABELS = {
 
 
 def plot_scaling(table):
-    """nRMSE against each study's variable: median over seeds, one panel per study.
+    """Plot the nRMSE against each study's variable, one panel per study.
 
     Parameters
     ----------
@@ -310,7 +310,8 @@ def plot_scaling(table):
 
     Returns
     -------
-    figure : matplotlib Figure
+    figure : matplotlib.figure.Figure
+        The figure drawn on.
     """
     import matplotlib.pyplot as plt
 

@@ -503,10 +503,11 @@ def summarize_surrogates(table, lead_times=TABLE_LEAD_TIMES):
     Returns
     -------
     summary : pandas.DataFrame or dict of ndarray
-        One row per model and metric (``"nrmse@<lead>"`` and
-        ``"hellinger"``) with columns ``model``, ``kind``, ``metric``,
-        ``median``, ``q05``, ``q95`` and ``n_seeds``. A metric where any seed
-        blew up is NaN.
+        One row per model and metric (``"nrmse@<lead>"``, ``"hellinger"``
+        and ``"blown_up"``, the fraction of rollouts that left the attractor)
+        with columns ``model``, ``kind``, ``metric``, ``median``, ``q05``,
+        ``q95`` and ``n_seeds``. An nRMSE is NaN where a rollout of any seed
+        had blown up by that lead time.
     """
     columns = table_columns(table)
     leads = _leads_of(lead_times, np.unique(columns["lead_time"]))
@@ -523,6 +524,7 @@ def summarize_surrogates(table, lead_times=TABLE_LEAD_TIMES):
             metrics.append((f"nrmse@{lead:g}", columns["nrmse"][at]))
         first = mine & (columns["lead_time"] == 0)
         metrics.append(("hellinger", columns["hellinger"][first]))
+        metrics.append(("blown_up", columns["blown_up"][first]))
         for metric, values in metrics:
             median, q05, q95 = percentile_summary(values)
             for key, value in zip(
@@ -545,7 +547,8 @@ def format_summary(summary):
     text : str
         Models x metrics, first the median over seeds (the paper's Table 3
         layout), then the range from the 5th to the 95th percentile. "blew
-        up" marks a metric where a forecast of some seed left the attractor.
+        up" marks an nRMSE where a rollout of some seed had left the
+        attractor by that lead time; ``blown_up`` gives how many did.
     """
     columns = table_columns(summary)
     metrics = list(dict.fromkeys(columns["metric"]))
@@ -558,6 +561,9 @@ def format_summary(summary):
             median, q05, q95 = (columns[key][at][0] for key in ("median", "q05", "q95"))
             if columns["kind"][at][0] == "truth" and metric != "hellinger":
                 median_cell = range_cell = "-"
+            elif metric == "blown_up":
+                median_cell = f"{100 * median:.0f} %"
+                range_cell = f"{100 * q05:.0f}-{100 * q95:.0f} %"
             elif np.isnan(median):
                 median_cell = range_cell = "blew up"
             else:
@@ -614,7 +620,7 @@ _STYLES = {
 
 
 def plot_surrogate_comparison(table, ax=None):
-    """nRMSE against lead time: median over seeds and the 5-95 % band.
+    """Plot the nRMSE against lead time: median over seeds, 5-95 % band.
 
     Parameters
     ----------
@@ -625,7 +631,8 @@ def plot_surrogate_comparison(table, ax=None):
 
     Returns
     -------
-    figure : matplotlib Figure
+    figure : matplotlib.figure.Figure
+        The figure drawn on.
     """
     import matplotlib.pyplot as plt
 
