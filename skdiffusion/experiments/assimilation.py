@@ -162,25 +162,8 @@ def _pooled(result):
     return scores
 
 
-def fit_featurizer(X, *, random_state=0, verbose=False, **params):
-    """Train a :class:`~skdiffusion.DiffusionFeaturizer` on normalised states.
-
-    Parameters
-    ----------
-    X : ndarray of shape (n_samples, 3)
-        Normalised Lorenz 1963 states.
-    random_state : int, default=0
-        Seeds the training.
-    verbose : bool, default=False
-        Show the training progress.
-    **params
-        Parameters of the featurizer (for example ``n_hidden``).
-
-    Returns
-    -------
-    featurizer : DiffusionFeaturizer
-        The fitted featurizer.
-    """
+def _fit_featurizer(X, *, random_state=0, verbose=False, **params):
+    """A DiffusionFeaturizer fitted on normalised states, quiet afterwards."""
     from ..featurizers import DiffusionFeaturizer
 
     featurizer = DiffusionFeaturizer(
@@ -269,7 +252,7 @@ def run_assimilation_experiment(
     )
     if featurizer is None:
         say(f"training the featurizer on {train.X.shape[0]} states")
-        featurizer = fit_featurizer(
+        featurizer = _fit_featurizer(
             train.X,
             random_state=seed_fit,
             verbose=verbose,
@@ -433,18 +416,29 @@ def plot_ensemble_around_forecast(
 
     figure, axes = plt.subplots(1, 2, figsize=(10, 4.5))
     state = trajectory[len(trajectory) // 2 if index is None else index][None]
-    samplers = ((static, "static covariance", "tab:orange"),
-                (diffusion, "diffusion", "tab:blue"))
-    members = [s.sample_ensemble(state, random_state=random_state)[0]
-               for s, _, _ in samplers]
+    samplers = (
+        (static, "static covariance", "tab:orange"),
+        (diffusion, "diffusion", "tab:blue"),
+    )
+    members = [
+        s.sample_ensemble(state, random_state=random_state)[0] for s, _, _ in samplers
+    ]
     for ax in axes:
-        ax.plot(trajectory[:, 0], trajectory[:, 2], color="0.75", lw=0.5,
-                label="attractor")
+        ax.plot(
+            trajectory[:, 0], trajectory[:, 2], color="0.75", lw=0.5, label="attractor"
+        )
         for ens, (sampler, label, color) in zip(members, samplers, strict=True):
-            ax.scatter(ens[:, 0], ens[:, 2], s=12, color=color, alpha=0.7,
-                       label=f"{label} ({_describe(sampler)})")
-        ax.scatter(state[:, 0], state[:, 2], marker="*", s=200, color="k",
-                   label="forecast")
+            ax.scatter(
+                ens[:, 0],
+                ens[:, 2],
+                s=12,
+                color=color,
+                alpha=0.7,
+                label=f"{label} ({_describe(sampler)})",
+            )
+        ax.scatter(
+            state[:, 0], state[:, 2], marker="*", s=200, color="k", label="forecast"
+        )
         ax.set_xlabel("x")
         ax.set_ylabel("z")
     # Zoom on the members, with a margin.
