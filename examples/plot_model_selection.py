@@ -5,10 +5,11 @@ Choosing features and head by cross-validation
 Every piece of a surrogate is a scikit-learn estimator, so the choice of
 features and head is an ordinary grid search.
 :func:`~skdiffusion.experiments.model_selection` wraps
-``Pipeline([features, StandardScaler(), head])`` in a
+``Pipeline([features, head])`` in a
 :class:`~skdiffusion.surrogate.SurrogateForecaster` and searches random
 Fourier, polynomial and (pre-trained, frozen) diffusion features against a
-ridge and a one-hidden-layer head with :class:`~sklearn.model_selection.GridSearchCV`.
+ridge head on standardised features and a one-hidden-layer head with
+:class:`~sklearn.model_selection.GridSearchCV`.
 
 Consecutive Lorenz 63 states are nearly identical, so a random K-fold split
 would validate on states next to training ones.

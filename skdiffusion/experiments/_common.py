@@ -119,8 +119,8 @@ def forecast_skill(forecaster, test, *, n_starts, n_leads, n_climate, climate_le
 
     Rolls ``forecaster`` (a fitted
     :class:`~skdiffusion.surrogate.SurrogateForecaster`) out for ``n_leads``
-    steps from ``n_starts`` test states, then continues the first
-    ``n_climate`` of them for ``climate_leads`` more steps; those later
+    steps from ``n_starts`` test states, then continues ``n_climate`` of
+    them (evenly picked) for ``climate_leads`` more steps; those later
     states are its climate, compared with all test states.
 
     Returns ``(nrmse_curve, hellinger, blown_up)``: ``nrmse_curve`` has
@@ -130,6 +130,11 @@ def forecast_skill(forecaster, test, *, n_starts, n_leads, n_climate, climate_le
     """
     from ..metrics import hellinger_distance, nrmse
 
+    if n_climate > n_starts:
+        raise ValueError(
+            f"n_climate={n_climate} rollouts are continued from the n_starts="
+            f"{n_starts} forecasts; it must not exceed n_starts."
+        )
     lead = test.lead_steps
     rows, cols = forecast_starts(test.states, n_starts, n_leads * lead)
     truth = np.stack(
@@ -139,7 +144,9 @@ def forecast_skill(forecaster, test, *, n_starts, n_leads, n_climate, climate_le
     curve = nrmse(truth, forecast, std=1.0)
 
     climate = np.full((n_climate, climate_leads, truth.shape[2]), np.nan)
-    last = forecast[:n_climate, -1]
+    # continue rollouts spread over all test trajectories
+    continued = np.linspace(0, n_starts - 1, n_climate).astype(int)
+    last = forecast[continued, -1]
     alive = np.all(np.isfinite(last), axis=1)
     if alive.any():
         climate[alive] = _quiet_forecast(forecaster, last[alive], climate_leads)[:, 1:]
@@ -147,7 +154,7 @@ def forecast_skill(forecaster, test, *, n_starts, n_leads, n_climate, climate_le
         climate.reshape(-1, truth.shape[2]), test.states.reshape(-1, truth.shape[2])
     )
     blown_up = ~np.all(np.isfinite(forecast), axis=(1, 2))
-    blown_up[:n_climate] |= ~np.all(np.isfinite(climate), axis=(1, 2))
+    blown_up[continued] |= ~np.all(np.isfinite(climate), axis=(1, 2))
     return curve, hellinger, float(blown_up.mean())
 
 
