@@ -59,14 +59,14 @@ class RFFFeaturizer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
 
     Attributes
     ----------
-    random_weights_ : ndarray of shape (n_features_in_, (n_components + 1) // 2)
+    random_weights_ : ndarray of shape (`n_features_in_`, (n_components + 1) // 2)
         The frequencies ``2 pi W / wavelength``, in float64.
     random_offset_ : float
         The random phase ``b`` of the unpaired cosine when ``n_components`` is
         odd, else 0.
     n_features_in_ : int
         Number of features seen during fit.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Names of features seen during fit, when ``X`` has string column names.
 
     See Also

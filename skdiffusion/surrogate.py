@@ -46,14 +46,14 @@ class SurrogateForecaster(RegressorMixin, BaseEstimator):
     n_state_features_ : int
         Number of state variables: the columns of ``y``. They are the first
         ``n_state_features_`` columns of ``X``.
-    state_mean_ : ndarray of shape (n_state_features_,)
+    state_mean_ : ndarray of shape (`n_state_features_`,)
         Mean of the training next states ``y``.
-    state_scale_ : ndarray of shape (n_state_features_,)
+    state_scale_ : ndarray of shape (`n_state_features_`,)
         Standard deviation of the training next states (1 where it is 0);
         the unit of ``blowup_threshold``.
     n_features_in_ : int
         Number of features seen during fit.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Names of features seen during fit, when ``X`` has string column names.
 
     See Also
@@ -171,7 +171,7 @@ class SurrogateForecaster(RegressorMixin, BaseEstimator):
 
         Returns
         -------
-        y_pred : ndarray of shape (n_samples, n_state_features_) or (n_samples,)
+        y_pred : ndarray of shape (n_samples, `n_state_features_`) or (n_samples,)
             ``X[:, :n_state_features_]`` plus the predicted increment, with the
             dimensions of the ``y`` seen in fit.
         """
