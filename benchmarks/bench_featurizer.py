@@ -160,7 +160,7 @@ def main():
     if args.memory_child:
         memory_child(int(args.memory_child[0]), args.memory_child[1])
         return
-    speed(20_000 if args.quick else 100_000, repeats=3)
+    speed(10_000 if args.quick else 50_000, repeats=3)
 
     n_memory = 200_000 if args.quick else 1_000_000
     ratio, output = memory(n_memory, "transform")
