@@ -5,10 +5,10 @@ Usage::
     python -m skdiffusion.experiments [--preset quick] [--n-seeds N]
                                       [--output-dir DIR] [--quiet]
 
-Prints progress, the table of nRMSE by lead time and climate Hellinger
-distance (median [5 %, 95 %] over seeds), whether the transfer models land
-within the seed range of the from-scratch networks at 0.1 MTU, and the
-wall time and machine.
+Prints progress, the table of nRMSE by lead time, climate Hellinger
+distance and blown-up rollouts (median and 5-95 % range over seeds),
+whether the transfer models land within the seed range of the from-scratch
+networks at 0.1 MTU, and the wall time and machine.
 """
 
 import os
@@ -75,8 +75,9 @@ def main(argv=None):
     summary = summarize_surrogates(table)
     print()
     print(
-        f"Lorenz 63 surrogates ({args.preset} preset): nRMSE at lead times "
-        "(MTU) and climate Hellinger distance, median [5 %, 95 %] over seeds"
+        f"Lorenz 63 surrogates ({args.preset} preset): nRMSE (normalised "
+        "units) at lead times in MTU, Hellinger distance of the long-run "
+        "climate, share of rollouts that blew up"
     )
     print(format_summary(summary))
     verdict = transfer_vs_scratch(summary)
