@@ -2,8 +2,8 @@
 
 One small network is trained once on Lorenz 63 (module fixture) and shared by
 the tests of what training achieves; the other tests use tiny networks and a
-few steps. torch runs on one thread: these networks are too small to gain
-from a second one on a shared machine.
+few steps. torch and BLAS run on one thread: these problems are too small to
+gain from a second one, and on a shared machine waiting threads spin.
 """
 
 import io
@@ -20,6 +20,7 @@ from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import make_pipeline
 from sklearn.utils.estimator_checks import parametrize_with_checks
 from sklearn.utils.validation import check_is_fitted
+from threadpoolctl import threadpool_limits
 
 from skdiffusion import DiffusionFeaturizer
 from skdiffusion.datasets import LORENZ63_SCALE, LORENZ63_SHIFT, make_lorenz63
@@ -61,7 +62,8 @@ def tiny(**params):
 def one_torch_thread():
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
-    yield
+    with threadpool_limits(limits=1, user_api="blas"):
+        yield
     torch.set_num_threads(threads)
 
 
