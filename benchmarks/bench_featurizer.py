@@ -84,7 +84,7 @@ def speed(n_states, repeats):
     rng = np.random.default_rng(1)
     X = rng.normal(size=(n_states, 3))
     fitted = featurizer()
-    model = fitted._network()
+    model, _ = fitted._network()
     a = torch.randn(_TRANSFORM_CHUNK, N_HIDDEN)
     weight, bias = torch.randn(N_HIDDEN, N_HIDDEN), torch.randn(N_HIDDEN)
     # as many GEMMs as the transform's blocks do
@@ -138,7 +138,7 @@ def memory_child(n_states, how):
     if how == "transform":
         out = fitted.transform(X)
     else:
-        out = naive_features(fitted._network(), X, fitted.mean_, fitted.scale_)
+        out = naive_features(fitted._network()[0], X, fitted.mean_, fitted.scale_)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux: KiB
     print(json.dumps({"added": peak - before, "output": out.nbytes}))
 

@@ -85,13 +85,12 @@ class RFFFeaturizer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
     the same number of features (Sutherland & Schneider, 2015). Either way
     the error of the inner products decreases as ``1 / sqrt(n_components)``.
 
-    ``transform`` works on chunks of rows that fit in cache and writes each
-    chunk's sines and cosines straight into the output, so it reads and
-    writes the output once, and runs the chunks in
-    ``torch.get_num_threads()`` threads (numpy releases the GIL; BLAS is kept
-    to one thread inside them). numpy's float32 sin/cos are SIMD kernels, so
-    float32 input is much faster than float64. The speed against
-    ``RBFSampler`` is measured by ``benchmarks/bench_rff.py``.
+    ``transform`` works on chunks of rows whose phases fit in cache and writes
+    each chunk's sines and cosines straight into the output, so the output
+    is written once (``RBFSampler`` passes over it four times). numpy's
+    float32 sin/cos are SIMD kernels, several times faster than its float64
+    ones and than torch's; pass float32 states when float32 features will do.
+    ``benchmarks/bench_rff.py`` measures the speed against ``RBFSampler``.
 
     Finn et al. (2024) use ``n_components=1536`` (and 256) with wavelength 1
     on normalised Lorenz 63 states, followed by ridge regression.
@@ -155,36 +154,19 @@ class RFFFeaturizer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
         features : ndarray of shape (n_samples, n_components)
             Sines then cosines, in the dtype of ``X`` (float32 or float64).
         """
-        from concurrent.futures import ThreadPoolExecutor
-
-        from sklearn.utils import gen_batches
-
         check_is_fitted(self)
         X = validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
         weights = self.random_weights_.astype(X.dtype)
         out = np.empty((X.shape[0], self.n_components), dtype=X.dtype)
         rows = max(1, self._CHUNK_SIZE // self.n_components)
-        batches = list(gen_batches(X.shape[0], rows))
-        n_threads = min(torch.get_num_threads(), len(batches))
-        if n_threads == 1:
-            for batch in batches:
-                self._fill(X[batch], weights, out[batch])
-            return out
-        # numpy releases the GIL in matmul and sin/cos; BLAS is kept to one
-        # thread inside the chunks' threads so that they do not oversubscribe.
-        with (
-            self._threadpool_controller().limit(limits=1, user_api="blas"),
-            ThreadPoolExecutor(n_threads) as pool,
-        ):
-            chunks = pool.map(
-                lambda batch: self._fill(X[batch], weights, out[batch]), batches
-            )
-            list(chunks)  # re-raises any error of a chunk
+        for batch in _row_chunks(X.shape[0], rows):
+            self._fill(X[batch], weights, out[batch])
         return out
 
-    # Output elements per chunk of transform: 2 MB in float32, so a chunk's
-    # phases stay in cache between the matmul and the sin/cos.
-    _CHUNK_SIZE = 2**19
+    # Output elements per chunk of transform: a chunk's phases (256 kB in
+    # float32) stay in cache between the matmul and the sin/cos. Measured
+    # against 2**16 and 2**19: as fast or faster.
+    _CHUNK_SIZE = 2**17
 
     def _fill(self, X, weights, out):
         """Write the features of the rows ``X`` into ``out``."""
@@ -195,18 +177,6 @@ class RFFFeaturizer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
         np.sin(phase[:, :half], out=out[:, :half])
         np.cos(phase, out=out[:, half:])
         out *= math.sqrt(2 / self.n_components)
-
-    @staticmethod
-    def _threadpool_controller():
-        """A cached threadpoolctl controller (creating one scans the libraries)."""
-        from threadpoolctl import ThreadpoolController
-
-        cls = RFFFeaturizer
-        if cls._controller is None:
-            cls._controller = ThreadpoolController()
-        return cls._controller
-
-    _controller = None
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -673,7 +643,7 @@ class DiffusionFeaturizer(TransformerMixin, BaseEstimator):
         return torch.from_numpy(((X - mean) / scale).astype(np.float32)).to(device)
 
     def _network(self):
-        """The fitted network on ``device``, built once and cached."""
+        """The fitted network on ``device`` (built once, cached), and the device."""
         device = resolve_device(self.device)
         if device not in self._models:
             model = self._build_model(self.n_features_in_, "cpu")
@@ -682,7 +652,7 @@ class DiffusionFeaturizer(TransformerMixin, BaseEstimator):
                 model.load_state_dict(from_numpy_state(self.ema_state_), strict=False)
             self._models.clear()
             self._models[device] = model.to(device).eval().requires_grad_(False)
-        return self._models[device]
+        return self._models[device], device
 
     def transform(self, X):
         """Return the features of the states ``X``.
@@ -700,8 +670,7 @@ class DiffusionFeaturizer(TransformerMixin, BaseEstimator):
         """
         check_is_fitted(self)
         X = validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
-        model = self._network()
-        device = next(model.parameters()).device
+        model, device = self._network()
         times = self.feature_times_.tolist()
         features = np.empty((X.shape[0], self.n_hidden * len(times)), np.float32)
         # fill the output in place: no concatenation, no copy of the whole
@@ -767,8 +736,7 @@ class DiffusionFeaturizer(TransformerMixin, BaseEstimator):
             {"n_samples": n_samples, "n_steps": n_steps, "method": method},
             caller_name="sample",
         )
-        model = self._network()
-        device = next(model.parameters()).device
+        model, device = self._network()
         schedule = self._schedule()
         grid = diffusion.timestep_grid(schedule.n_steps, n_steps)
         generator = torch_generator(random_state)
@@ -834,8 +802,7 @@ class DiffusionFeaturizer(TransformerMixin, BaseEstimator):
         )
         if n_steps is None:
             n_steps = max(1, math.ceil(100 * tau / self.n_diffusion_steps))
-        model = self._network()
-        device = next(model.parameters()).device
+        model, device = self._network()
         schedule = self._schedule()
         generator = torch_generator(random_state)
         ensemble = np.empty((X.shape[0], n_members, X.shape[1]), np.float32)
@@ -878,8 +845,7 @@ class DiffusionFeaturizer(TransformerMixin, BaseEstimator):
         """
         check_is_fitted(self)
         X = validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
-        model = self._network()
-        device = next(model.parameters()).device
+        model, device = self._network()
         loss = diffusion.denoising_loss(
             model,
             self._standardise(X, self.mean_, self.scale_, device),
