@@ -16,15 +16,18 @@ from .parameterization import check_parameterization, loss_target
 
 __all__ = [
     "LR_SCHEDULES",
+    "T_SAMPLINGS",
     "TrainingDivergedError",
     "TrainingHistory",
     "denoising_loss",
     "fast_autocast_dtype",
     "learning_rate_at",
+    "step_probabilities",
     "train_denoiser",
 ]
 
 LR_SCHEDULES = ("constant", "cosine")
+T_SAMPLINGS = ("uniform", "low")
 
 # A loss this many times above the first loss of a run (or above 1, the
 # order of the loss on standardised data) means it is exploding.
@@ -111,6 +114,37 @@ def _randint(high, shape, generator, device):
         device=_generator_device(generator, device),
     )
     return steps.to(device)
+
+
+def step_probabilities(t_sampling, n_steps):
+    """Probability of drawing each step ``1..n_steps`` in training, float64.
+
+    "uniform" is the paper's; "low" is proportional to ``1 / sqrt(t)``, so
+    about a third of the steps fall in the lowest tenth of ``1..n_steps``
+    (against a tenth when uniform): more training where the features are
+    read, near the clean state.
+    """
+    if t_sampling not in T_SAMPLINGS:
+        raise ValueError(
+            f"Unknown t_sampling {t_sampling!r}; expected one of "
+            f"{list(T_SAMPLINGS)}."
+        )
+    steps = torch.arange(1, n_steps + 1, dtype=torch.float64)
+    weights = torch.ones_like(steps) if t_sampling == "uniform" else steps**-0.5
+    return weights / weights.sum()
+
+
+def _draw_steps(n_steps, probabilities, n, generator, device):
+    """n steps in 1..n_steps; None draws uniformly (the paper's randint)."""
+    if probabilities is None:
+        return _randint(n_steps, (n,), generator, device)
+    steps = torch.multinomial(
+        probabilities.to(_generator_device(generator, device), torch.float32),
+        n,
+        replacement=True,
+        generator=generator,
+    )
+    return (steps + 1).to(device)
 
 
 def _randperm(n, generator, device):
@@ -289,6 +323,7 @@ def train_denoiser(
     ema_state=None,
     history=None,
     autocast_dtype=None,
+    t_sampling="uniform",
 ):
     """Train `model` in place with Adam on the denoising loss.
 
@@ -349,6 +384,11 @@ def train_denoiser(
         bfloat16; weights, optimiser, residual stream and loss in float32),
         about 1.5-2x faster on CPUs with AVX512-BF16/AMX and on recent GPUs,
         slower on CPUs without bfloat16 instructions.
+    t_sampling : {"uniform", "low"}, default="uniform"
+        How the training steps are drawn: uniformly in ``1..T`` (the paper)
+        or with probability proportional to ``1 / sqrt(t)``, which trains
+        more near the clean states where features are usually read; see
+        `step_probabilities`. Validation always draws uniformly.
 
     Returns
     -------
@@ -386,6 +426,9 @@ def train_denoiser(
     history = TrainingHistory() if history is None else history
     history.stopped_early = False
     alpha_bar = schedule.alpha_bar.to(device=X.device, dtype=X.dtype)
+    probabilities = step_probabilities(t_sampling, schedule.n_steps)
+    if t_sampling == "uniform":
+        probabilities = None  # keep the paper's draws exactly
 
     optimizer = torch.optim.Adam(model.parameters(), lr=learning_rate)
     if optimizer_state is not None:
@@ -428,7 +471,9 @@ def train_denoiser(
         for group in optimizer.param_groups:
             group["lr"] = lr
         x = batches.next()
-        t = _randint(schedule.n_steps, (x.shape[0],), generator, X.device)
+        t = _draw_steps(
+            schedule.n_steps, probabilities, x.shape[0], generator, X.device
+        )
         eps = _randn(x.shape, generator, X.device, X.dtype)
         loss = _loss(
             model, x, t, eps, alpha_bar, parameterization, autocast_dtype=autocast_dtype
