@@ -34,6 +34,7 @@ from ._torch_utils import (
     torch_generator,
     torch_seed,
 )
+from .diffusion.training import T_SAMPLINGS
 
 
 class RFFFeaturizer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
@@ -228,7 +229,7 @@ class DiffusionFeaturizer(TransformerMixin, BaseEstimator):
         Number of diffusion steps T of the schedule.
     parameterization : {"velocity", "noise", "state"}, default="velocity"
         What the network predicts from a noised state.
-    max_iter : int, default=1000
+    max_iter : int, default=3000
         Optimiser steps per call to ``fit`` (0 gives the untrained network).
     batch_size : int, default=2048
         States per optimiser step (capped at the number of training states).
@@ -239,6 +240,11 @@ class DiffusionFeaturizer(TransformerMixin, BaseEstimator):
         the end of each ``fit``, or keep it constant.
     warmup_iter : int, default=50
         Steps of linear learning-rate warm-up at the start of each ``fit``.
+    t_sampling : {"uniform", "low"}, default="uniform"
+        How training draws the pseudo-times: uniformly in
+        ``1..n_diffusion_steps`` (the paper), or with probability
+        proportional to ``1 / sqrt(t)``, which trains more near the clean
+        states (see :func:`skdiffusion.diffusion.step_probabilities`).
     ema_decay : float, default=None
         If set, keep an exponential moving average of the weights with this
         decay (e.g. 0.999) and use the averaged weights in ``transform``,
@@ -256,7 +262,7 @@ class DiffusionFeaturizer(TransformerMixin, BaseEstimator):
         Steps between evaluations: one point of ``loss_curve_`` (the mean
         training loss over the interval), one validation score, one progress
         line.
-    mixed_precision : bool, default=False
+    mixed_precision : bool, default=True
         Train with bfloat16 matrix products (``torch.autocast``; weights,
         optimiser and loss stay float32) where they are fast: CUDA GPUs with
         bfloat16 and CPUs with AVX512-BF16 or AMX; elsewhere this has no
@@ -328,12 +334,15 @@ class DiffusionFeaturizer(TransformerMixin, BaseEstimator):
     fills one preallocated array chunk by chunk, so its peak memory is
     little more than the output.
 
-    The defaults train a paper-sized network (1536 features) briefly with a
-    warm-up and a cosine decay of the learning rate: about two million
-    noised states, a few minutes on two CPU cores whatever the size of
-    ``X``. Finn et al. (2024) trained far longer; their setting is
-    ``DiffusionFeaturizer(n_hidden=256, n_blocks=3, batch_size=16384,
+    The defaults train a paper-sized network (1536 features) briefly, with
+    bfloat16 matrix products, a warm-up and a cosine decay of the learning
+    rate: about six million noised states, under five minutes on two CPU
+    cores whatever the size of ``X`` (measured by
+    ``benchmarks/featurizer_quality.py``; see the user guide's page on the
+    training recipe). Finn et al. (2024) trained far longer; their setting
+    is ``DiffusionFeaturizer(n_hidden=256, n_blocks=3, batch_size=16384,
     learning_rate=3e-4, lr_schedule="constant", warmup_iter=0,
+    t_sampling="uniform", mixed_precision=False,
     max_iter=100 * len(X) // 16384)`` (100 epochs; ``ema_decay=0.999``
     existed but the features used the raw weights). Long runs can be split
     into several calls with ``warm_start=True``; interrupting ``fit``
@@ -383,6 +392,7 @@ class DiffusionFeaturizer(TransformerMixin, BaseEstimator):
         "learning_rate": [Interval(Real, 0, None, closed="neither")],
         "lr_schedule": [StrOptions(set(diffusion.LR_SCHEDULES))],
         "warmup_iter": [Interval(Integral, 0, None, closed="left")],
+        "t_sampling": [StrOptions(set(T_SAMPLINGS))],
         "ema_decay": [None, Interval(Real, 0, 1, closed="left")],
         "validation_fraction": [None, Interval(Real, 0, 1, closed="neither")],
         "n_iter_no_change": [None, Interval(Integral, 1, None, closed="left")],
@@ -405,17 +415,18 @@ class DiffusionFeaturizer(TransformerMixin, BaseEstimator):
         schedule="cosine",
         n_diffusion_steps=1000,
         parameterization="velocity",
-        max_iter=1000,
+        max_iter=3000,
         batch_size=2048,
         learning_rate=1e-3,
         lr_schedule="cosine",
         warmup_iter=50,
+        t_sampling="uniform",
         ema_decay=None,
         validation_fraction=None,
         n_iter_no_change=None,
         tol=1e-4,
         eval_every=100,
-        mixed_precision=False,
+        mixed_precision=True,
         device="auto",
         verbose=0,
         random_state=None,
@@ -433,6 +444,7 @@ class DiffusionFeaturizer(TransformerMixin, BaseEstimator):
         self.learning_rate = learning_rate
         self.lr_schedule = lr_schedule
         self.warmup_iter = warmup_iter
+        self.t_sampling = t_sampling
         self.ema_decay = ema_decay
         self.validation_fraction = validation_fraction
         self.n_iter_no_change = n_iter_no_change
@@ -523,6 +535,7 @@ class DiffusionFeaturizer(TransformerMixin, BaseEstimator):
                 learning_rate=self.learning_rate,
                 lr_schedule=self.lr_schedule,
                 warmup_iters=self.warmup_iter,
+                t_sampling=self.t_sampling,
                 ema_decay=self.ema_decay,
                 X_val=X_val,
                 eval_every=self.eval_every,
