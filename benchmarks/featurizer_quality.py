@@ -65,6 +65,8 @@ PAPER = {
     "learning_rate": 3e-4,
     "lr_schedule": "constant",
     "warmup_iter": 0,
+    "t_sampling": "uniform",
+    "mixed_precision": False,
 }
 
 # name -> (featurizer parameters, head). Head "ridge": StreamingRidge with
@@ -77,19 +79,17 @@ RECIPES = {
     "default+ridgecv": ({}, "ridgecv"),
     "bf16": ({"mixed_precision": True}, "ridge"),
     "bf16+ridgecv": ({"mixed_precision": True}, "ridgecv"),
-    "bf16+lr3e-3": ({"mixed_precision": True, "learning_rate": 3e-3}, "ridgecv"),
-    "bf16+lr3e-4": ({"mixed_precision": True, "learning_rate": 3e-4}, "ridgecv"),
-    "bf16+bs512": ({"mixed_precision": True, "batch_size": 512}, "ridgecv"),
-    "bf16+bs8192": ({"mixed_precision": True, "batch_size": 8192}, "ridgecv"),
-    "bf16+ema": ({"mixed_precision": True, "ema_decay": 0.999}, "ridgecv"),
-    "bf16+width128": ({"mixed_precision": True, "n_hidden": 128}, "ridgecv"),
-    "bf16+t0+400": (
-        {"mixed_precision": True, "feature_times": (0, 400)},
-        "ridgecv",
-    ),
+    "bf16+lr3e-3": ({"mixed_precision": True, "learning_rate": 3e-3}, "ridge"),
+    "bf16+lr3e-4": ({"mixed_precision": True, "learning_rate": 3e-4}, "ridge"),
+    "bf16+bs512": ({"mixed_precision": True, "batch_size": 512}, "ridge"),
+    "bf16+bs8192": ({"mixed_precision": True, "batch_size": 8192}, "ridge"),
+    "bf16+ema": ({"mixed_precision": True, "ema_decay": 0.999}, "ridge"),
+    "bf16+width128": ({"mixed_precision": True, "n_hidden": 128}, "ridge"),
+    "bf16+lowt": ({"mixed_precision": True, "t_sampling": "low"}, "ridge"),
+    "bf16+t0+400": ({"mixed_precision": True, "feature_times": (0, 400)}, "ridge"),
     "bf16+t0-50": (
         {"mixed_precision": True, "feature_times": (0, 10, 25, 50)},
-        "ridgecv",
+        "ridge",
     ),
 }
 
