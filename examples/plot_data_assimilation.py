@@ -21,7 +21,7 @@ runs short experiments: a few minutes on two CPU cores.
 # %%
 # Run the experiment
 # ------------------
-from skdiffusion.experiments.assimilation import run_assimilation_experiment
+from skdiffusion.experiments import run_assimilation_experiment
 
 table = run_assimilation_experiment("quick", plot=True, verbose=True)
 

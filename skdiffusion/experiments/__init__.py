@@ -17,6 +17,9 @@ and is meant for a GPU.
   pairs, noise on the targets and the lead time.
 - :func:`model_selection`: ``GridSearchCV`` over features and heads with
   ``GroupKFold``.
+- :func:`run_assimilation_experiment`: twin experiments with diffusion
+  EnOI against static-covariance EnOI, 3D-Var and the ETKF;
+  :func:`plot_tau_sweep` and :func:`plot_ensemble_around_forecast` draw it.
 
 ``python -m skdiffusion.experiments`` runs the quick surrogate comparison
 and prints its table (the README's main job).
@@ -39,6 +42,9 @@ _EXPORTS = {
     "scaling_studies": "scaling",
     "plot_scaling": "scaling",
     "model_selection": "selection",
+    "run_assimilation_experiment": "assimilation",
+    "plot_tau_sweep": "assimilation",
+    "plot_ensemble_around_forecast": "assimilation",
 }
 
 __all__ = sorted(_EXPORTS)
