@@ -77,6 +77,7 @@ RECIPES = {
     "paper": (PAPER, "ridge"),
     "default": ({}, "ridge"),
     "default+ridgecv": ({}, "ridgecv"),
+    "fp32": ({"mixed_precision": False}, "ridge"),
     "bf16": ({"mixed_precision": True}, "ridge"),
     "bf16+ridgecv": ({"mixed_precision": True}, "ridgecv"),
     "bf16+lr3e-3": ({"mixed_precision": True, "learning_rate": 3e-3}, "ridge"),
