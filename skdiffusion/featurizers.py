@@ -34,7 +34,7 @@ from ._torch_utils import (
     torch_generator,
     torch_seed,
 )
-from .diffusion.training import T_SAMPLINGS
+from .diffusion import T_SAMPLINGS
 
 
 class RFFFeaturizer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):

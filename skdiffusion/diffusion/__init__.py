@@ -27,11 +27,13 @@ from .schedules import (
 )
 from .training import (
     LR_SCHEDULES,
+    T_SAMPLINGS,
     TrainingDivergedError,
     TrainingHistory,
     denoising_loss,
     fast_autocast_dtype,
     learning_rate_at,
+    step_probabilities,
     train_denoiser,
 )
 
@@ -40,6 +42,7 @@ __all__ = [
     "PARAMETERIZATIONS",
     "SAMPLERS",
     "SCHEDULES",
+    "T_SAMPLINGS",
     "Denoiser",
     "ResidualBlock",
     "Schedule",
@@ -56,6 +59,7 @@ __all__ = [
     "partial_diffusion",
     "sample_ddim",
     "sample_ddpm",
+    "step_probabilities",
     "timestep_embedding",
     "timestep_grid",
     "to_noise",
