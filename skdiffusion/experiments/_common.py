@@ -15,6 +15,19 @@ from sklearn.utils import check_random_state
 
 from ..datasets import make_lorenz63
 
+# The paper's featurizer training (Finn et al., 2024): Adam at a constant
+# 3e-4, batch 16384, 100 epochs of 1.6e7 states, float32, uniform t. Every
+# "paper" preset starts from this one dict.
+PAPER_FEATURIZER = {
+    "batch_size": 16_384,
+    "learning_rate": 3e-4,
+    "lr_schedule": "constant",
+    "warmup_iter": 0,
+    "max_iter": 100 * 16_000_000 // 16_384,
+    "mixed_precision": False,
+    "t_sampling": "uniform",
+}
+
 # The paper's surrogates predict 10 RK4 steps of dt = 0.01 ahead: 0.1 MTU.
 DT = 0.01
 LEAD_STEPS = 10

@@ -26,6 +26,7 @@ from ..assimilation import (
 )
 from ..datasets import LORENZ63_SCALE, LORENZ63_SHIFT, make_lorenz63
 from ._common import (
+    PAPER_FEATURIZER,
     Progress,
     make_table,
     output_path,
@@ -63,15 +64,7 @@ PRESETS = {
     "paper": dict(
         n_train_trajectories=16,
         n_train_steps=1_000_000,
-        # The paper's recipe: 100 epochs of batch 16384 at a constant rate.
-        featurizer_params=dict(
-            n_hidden=256,
-            batch_size=16384,
-            learning_rate=3e-4,
-            lr_schedule="constant",
-            warmup_iter=0,
-            max_iter=100 * 16_000_000 // 16384,
-        ),
+        featurizer_params=dict(PAPER_FEATURIZER, n_hidden=256),
         n_members=50,
         n_steps=100,
         tau_grid=tuple(range(50, 301, 10)),

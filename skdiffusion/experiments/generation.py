@@ -6,6 +6,7 @@ import numpy as np
 
 from ..datasets import make_lorenz63
 from ._common import (
+    PAPER_FEATURIZER,
     Progress,
     lorenz63_data,
     make_table,
@@ -40,13 +41,7 @@ PRESETS = {
         "n_samples": 100_000,
         "n_sampling_steps": 100,
         "method": "ddpm",
-        "featurizer": {
-            "batch_size": 16_384,
-            "learning_rate": 3e-4,
-            "lr_schedule": "constant",
-            "warmup_iter": 0,
-            "max_iter": 100 * 16_000_000 // 16_384,
-        },
+        "featurizer": dict(PAPER_FEATURIZER),
     },
 }
 

@@ -9,6 +9,7 @@ from sklearn.exceptions import ConvergenceWarning
 
 from ._common import (
     DT,
+    PAPER_FEATURIZER,
     Progress,
     lorenz63_data,
     make_table,
@@ -67,13 +68,7 @@ PRESETS = {
         "max_epochs": 100_000,
         "network": {"learning_rate": 5e-5, "batch_size": 16_384},
         "head": {"learning_rate": 5e-5, "batch_size": 16_384},
-        "featurizer": {
-            "batch_size": 16_384,
-            "learning_rate": 3e-4,
-            "lr_schedule": "constant",
-            "warmup_iter": 0,
-            "max_iter": 100 * 16_000_000 // 16_384,
-        },
+        "featurizer": dict(PAPER_FEATURIZER),
     },
 }
 

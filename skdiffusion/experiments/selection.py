@@ -11,6 +11,7 @@ from sklearn.preprocessing import PolynomialFeatures
 
 from ..datasets import make_lorenz63
 from ._common import (
+    PAPER_FEATURIZER,
     Progress,
     make_table,
     resolve_preset,
@@ -40,13 +41,7 @@ PRESETS = {
         "ridge_alpha": 1e-4,
         "width": 256,
         "head": {"learning_rate": 5e-5, "batch_size": 16_384, "max_iter": 100},
-        "featurizer": {
-            "batch_size": 16_384,
-            "learning_rate": 3e-4,
-            "lr_schedule": "constant",
-            "warmup_iter": 0,
-            "max_iter": 100 * 16_000_000 // 16_384,
-        },
+        "featurizer": dict(PAPER_FEATURIZER),
     },
 }
 

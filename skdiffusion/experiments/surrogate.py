@@ -15,6 +15,7 @@ from sklearn.preprocessing import (
 from ._common import (
     DT,
     LEAD_STEPS,
+    PAPER_FEATURIZER,
     Progress,
     climate_floor,
     forecast_skill,
@@ -93,13 +94,7 @@ PRESETS = {
         "width": 256,
         "network": {"learning_rate": 5e-5, "batch_size": 16_384, "max_iter": 100},
         "head": {"learning_rate": 5e-5, "batch_size": 16_384, "max_iter": 100},
-        "featurizer": {
-            "batch_size": 16_384,
-            "learning_rate": 3e-4,
-            "lr_schedule": "constant",
-            "warmup_iter": 0,
-            "max_iter": 100 * 16_000_000 // 16_384,
-        },
+        "featurizer": dict(PAPER_FEATURIZER),
     },
 }
 
