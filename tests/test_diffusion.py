@@ -5,12 +5,14 @@ import math
 
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from skdiffusion.datasets import make_lorenz63
 from skdiffusion.diffusion import (
     PARAMETERIZATIONS,
     Denoiser,
+    ResidualBlock,
     Schedule,
     TrainingDivergedError,
     TrainingHistory,
@@ -179,6 +181,41 @@ def test_paper_network_parameter_count():
 def test_gamma_starts_at_one_in_a_million():
     for block in Denoiser(3).blocks:
         assert torch.all(block.gamma == 1e-6)
+
+
+@pytest.mark.parametrize("activation", ["relu", "gelu"])
+def test_block_applies_its_activation(activation):
+    torch.manual_seed(0)
+    block = ResidualBlock(4, 8, activation)
+    block.gamma.data.fill_(1.0)
+    h, gain, shift = torch.randn(5, 4), torch.rand(4) + 0.5, torch.randn(4)
+    hidden = block.fc1(F.layer_norm(h, (4,)) * gain + shift)
+    if activation == "relu":
+        hidden = hidden.clamp(min=0)
+    else:  # GELU, tanh approximation, written out
+        hidden = 0.5 * hidden * (1 + torch.tanh(
+            math.sqrt(2 / math.pi) * (hidden + 0.044715 * hidden**3)))
+    torch.testing.assert_close(block(h, gain, shift), h + block.fc2(hidden))
+
+
+def test_gelu_features_are_smooth_and_relu_ones_are_not():
+    # second differences along a line: O(step^2) for a smooth function, O(step)
+    # at the kinks of a piecewise-linear one
+    line = torch.linspace(-1, 1, 2001)[:, None] * torch.ones(3)
+    curvature = {}
+    for activation in ("relu", "gelu"):
+        torch.manual_seed(0)
+        model = randomise_gamma(small_denoiser(activation=activation))
+        features = model.features(line, [0])
+        curvature[activation] = (features[2:] - 2 * features[1:-1] + features[:-2])
+    step = 1e-3
+    assert curvature["gelu"].abs().max() < 50 * step**2
+    assert curvature["relu"].abs().max() > 1e-2 * step
+
+
+def test_unknown_activation_is_named():
+    with pytest.raises(ValueError, match="'tanh'"):
+        Denoiser(3, activation="tanh")
 
 
 def test_timestep_embedding_known_values():

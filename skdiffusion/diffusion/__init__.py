@@ -3,7 +3,7 @@
 Nothing here knows scikit-learn; `skdiffusion.DiffusionFeaturizer` wraps it.
 """
 
-from .network import Denoiser, ResidualBlock, timestep_embedding
+from .network import ACTIVATIONS, Denoiser, ResidualBlock, timestep_embedding
 from .parameterization import (
     PARAMETERIZATIONS,
     check_parameterization,
@@ -38,6 +38,7 @@ from .training import (
 )
 
 __all__ = [
+    "ACTIVATIONS",
     "LR_SCHEDULES",
     "PARAMETERIZATIONS",
     "SAMPLERS",
