@@ -1,10 +1,14 @@
+import os
+
 import joblib
 import numpy as np
 import pytest
+import torch
 from numpy.testing import assert_allclose, assert_array_equal
 from sklearn.kernel_approximation import RBFSampler
 from sklearn.metrics.pairwise import rbf_kernel
 from sklearn.utils.estimator_checks import parametrize_with_checks
+from threadpoolctl import threadpool_limits
 
 from skdiffusion import RFFFeaturizer
 
@@ -106,14 +110,81 @@ def test_dtype_is_preserved(dtype):
     assert_allclose(features, reference, atol=1e-5)
 
 
-def test_chunked_transform_equals_one_chunk(monkeypatch):
+@pytest.mark.parametrize("dtype, atol", [(np.float32, 1e-6), (np.float64, 1e-15)])
+def test_chunked_transform_equals_one_chunk(monkeypatch, dtype, atol):
     # 1536 components: under a hundred rows per chunk, so 2000 rows are many.
-    X = states(2000).astype(np.float32)
+    X = states(2000).astype(dtype)
     rff = RFFFeaturizer(1536, random_state=0).fit(X)
     chunked = rff.transform(X)
     monkeypatch.setattr(RFFFeaturizer, "_CHUNK_SIZE", 10**9)
-    assert_allclose(chunked, rff.transform(X), rtol=0, atol=1e-6)
-    assert_allclose(chunked[-3:], rff.transform(X[-3:]), rtol=0, atol=1e-6)
+    assert_allclose(chunked, rff.transform(X), rtol=0, atol=atol)
+    assert_allclose(chunked[-3:], rff.transform(X[-3:]), rtol=0, atol=atol)
+
+
+@pytest.mark.parametrize("n_components", [1536, 257])
+def test_float64_features_match_numpy_in_float64(n_components):
+    # float64 sin/cos come from torch: they must keep float64 precision (a
+    # float32 computation would be off by about 1e-7), over many chunks, with
+    # phases well beyond 2 pi, for the paired and the unpaired columns.
+    X = np.random.default_rng(1).normal(size=(300, 3))
+    rff = RFFFeaturizer(n_components, wavelength=0.7, random_state=0).fit(X)
+    phase = X @ rff.random_weights_
+    assert np.abs(phase).max() > 30
+    phase[:, -1] += rff.random_offset_
+    half = n_components // 2
+    expected = np.sqrt(2 / n_components) * np.hstack(
+        [np.sin(phase[:, :half]), np.cos(phase)]
+    )
+    features = rff.transform(X)
+    assert features.dtype == np.float64 and features.flags.c_contiguous
+    assert features.shape == (300, n_components)
+    assert_allclose(features, expected, rtol=0, atol=1e-12)
+
+
+def test_float32_features_match_numpy_in_float32():
+    X = states(300).astype(np.float32)
+    rff = RFFFeaturizer(1536, random_state=0).fit(X)
+    phase = X @ rff.random_weights_.astype(np.float32)
+    expected = np.sqrt(np.float32(2 / 1536)) * np.hstack(
+        [np.sin(phase), np.cos(phase)]
+    )
+    features = rff.transform(X)
+    assert features.dtype == np.float32 and features.flags.c_contiguous
+    assert_allclose(features, expected, rtol=0, atol=1e-6)
+
+
+def available_cores():
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count()
+
+
+def test_float64_sin_cos_respect_thread_limits(monkeypatch):
+    # The float64 sin/cos run on torch's threads: as many as torch is allowed
+    # by the caller (threadpoolctl or torch.set_num_threads), never more than
+    # the cores, and transform leaves the setting as it found it.
+    threads_seen = []
+
+    def spy(kernel):
+        def run(*args, **kwargs):
+            threads_seen.append(torch.get_num_threads())
+            return kernel(*args, **kwargs)
+
+        return run
+
+    monkeypatch.setattr(torch, "sin", spy(torch.sin))
+    monkeypatch.setattr(torch, "cos", spy(torch.cos))
+    X = states(200)
+    rff = RFFFeaturizer(1536, random_state=0).fit(X)
+    default = torch.get_num_threads()
+    expected = rff.transform(X)
+    assert threads_seen and set(threads_seen) == {default}
+    assert default <= available_cores()
+    threads_seen.clear()
+    with threadpool_limits(limits=1):
+        assert_allclose(rff.transform(X), expected, rtol=0, atol=1e-15)
+    assert threads_seen and set(threads_seen) == {1}
+    assert torch.get_num_threads() == default
 
 
 def test_feature_names():
