@@ -89,17 +89,19 @@ class RFFFeaturizer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
     ``transform`` works on chunks of rows whose phases fit in cache and writes
     each chunk's sines and cosines straight into the output, so the output
     is written once (``RBFSampler`` passes over it four times). float32
-    states use numpy's float32 sin/cos (SIMD kernels, several times faster
+    states use numpy's float32 sin/cos (SIMD kernels, far faster
     than the float64 ones); float64 states use torch's float64 sin/cos,
     which are as accurate as numpy's (within one ulp) and about 5x faster.
-    ``benchmarks/bench_rff.py`` measured ``transform`` 1.6-2x as fast as
-    ``RBFSampler`` in float32 and 3-5x in float64 (1536 features of 3-D
-    states, CPU time, on a shared 2-core machine).
+    On a shared, loaded 2-core machine, ``benchmarks/bench_rff.py`` measured
+    ``transform`` (1536 features of 3-D states) 3-5x as fast as
+    ``RBFSampler`` in float64 and 1.5-2.3x in float32 (median CPU time; one
+    float32 run in nine at parity).
 
     In float64 the sin/cos run on torch's thread pool,
     ``torch.get_num_threads()`` threads (by default one per core); the
     phases ``X @ W`` come from numpy's BLAS. On a machine shared with other
-    jobs one thread can be as fast and costs less CPU time: limit both with
+    jobs, extra threads can cost more CPU time than they save (one thread
+    was the faster in most of the runs above): limit both with
     ``threadpoolctl.threadpool_limits(1)`` (a context manager), or torch's
     alone with ``torch.set_num_threads``.
 
@@ -176,7 +178,8 @@ class RFFFeaturizer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
 
     # Output elements per chunk of transform: a chunk's phases (256 kB in
     # float32) stay in cache between the matmul and the sin/cos. Measured
-    # against 2**16 and 2**19: as fast or faster.
+    # against 2**16 and 2**19: as fast or faster (float64: 2**18, 2**19 the
+    # same within noise, 2**20 and up slower).
     _CHUNK_SIZE = 2**17
 
     def _fill(self, X, weights, out):
