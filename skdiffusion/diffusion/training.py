@@ -5,6 +5,7 @@ Each optimiser step draws a batch of clean states x, steps t uniformly in
 regresses the network output on the target of the parameterisation.
 """
 
+import functools
 import math
 from dataclasses import dataclass, field
 
@@ -452,10 +453,20 @@ def train_denoiser(
         history.ema = ema
         ema_values = [ema[name] for name in names]
 
-    val_t = val_eps = None
+    validation_loss = None
     if X_val is not None:
-        val_t = _randint(schedule.n_steps, (X_val.shape[0],), generator, X.device)
-        val_eps = _randn(X_val.shape, generator, X.device, X.dtype)
+        # steps and noise drawn once: every evaluation scores the same draws
+        validation_loss = functools.partial(
+            denoising_loss,
+            model,
+            X_val,
+            schedule=schedule,
+            parameterization=parameterization,
+            t=_randint(schedule.n_steps, (X_val.shape[0],), generator, X.device),
+            eps=_randn(X_val.shape, generator, X.device, X.dtype),
+            batch_size=batch_size,
+            params=ema,
+        )
 
     batches = _Batches(X, batch_size, generator)
     first_loss, interval_loss, interval_steps = None, 0.0, 0
@@ -500,20 +511,13 @@ def train_denoiser(
             continue
         if _evaluate(
             history,
-            model,
             interval_loss / interval_steps,
-            X_val,
-            val_t,
-            val_eps,
-            schedule,
-            parameterization,
-            batch_size,
-            ema,
-            tol,
-            patience,
-            callback,
-            verbose,
+            validation_loss,
             lr,
+            tol=tol,
+            patience=patience,
+            callback=callback,
+            verbose=verbose,
         ):
             history.stopped_early = True
             break
@@ -522,37 +526,18 @@ def train_denoiser(
 
 
 def _evaluate(
-    history,
-    model,
-    train_loss,
-    X_val,
-    val_t,
-    val_eps,
-    schedule,
-    parameterization,
-    batch_size,
-    ema,
-    tol,
-    patience,
-    callback,
-    verbose,
-    lr,
+    history, train_loss, validation_loss, lr, *, tol, patience, callback, verbose
 ):
-    """Record an evaluation; return whether training should stop."""
+    """Record an evaluation; return whether training should stop.
+
+    `validation_loss` is None or a function of no arguments giving the loss
+    on the held-out states.
+    """
     history.loss_curve.append(train_loss)
     score = -train_loss
     validation_score = None
-    if X_val is not None:
-        validation_score = score = -denoising_loss(
-            model,
-            X_val,
-            schedule=schedule,
-            parameterization=parameterization,
-            t=val_t,
-            eps=val_eps,
-            batch_size=batch_size,
-            params=ema,
-        )
+    if validation_loss is not None:
+        validation_score = score = -validation_loss()
         history.validation_scores.append(validation_score)
     if score > history.best_score + tol:
         history.best_score, history.n_evals_no_change = score, 0
