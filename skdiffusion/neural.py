@@ -8,6 +8,8 @@ the module they build.
 """
 
 import copy
+import functools
+import math
 import time
 import warnings
 from abc import abstractmethod
@@ -19,7 +21,7 @@ from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils import check_random_state
-from sklearn.utils._param_validation import Interval
+from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 from torch import nn
 
@@ -30,6 +32,7 @@ from ._torch_utils import (
     torch_generator,
     torch_seed,
 )
+from .diffusion.training import LR_SCHEDULES, learning_rate_at
 
 __all__ = ["DenseRegressor", "ResidualRegressor"]
 
@@ -130,6 +133,7 @@ class _BaseTorchRegressor(RegressorMixin, BaseEstimator):
 
     _parameter_constraints: dict = {
         "learning_rate": [Interval(Real, 0, None, closed="neither")],
+        "lr_schedule": [StrOptions(set(LR_SCHEDULES))],
         "batch_size": [Interval(Integral, 1, None, closed="left")],
         "max_iter": [Interval(Integral, 1, None, closed="left")],
         "shuffle": ["boolean"],
@@ -208,9 +212,8 @@ class _BaseTorchRegressor(RegressorMixin, BaseEstimator):
             module = self._init_module(X.shape[1], Y.shape[1], rng, device)
         optimizer = _adam(module.parameters(), self.learning_rate)
         if warm:
+            # Its stored step size is overwritten step by step in training.
             optimizer.load_state_dict(self._optimizer_state)
-            for group in optimizer.param_groups:
-                group["lr"] = self.learning_rate
 
         train, val = self._split(len(X), rng)
         X_t = _standardized_tensor(X, x_mean, x_scale, device)
@@ -282,13 +285,23 @@ class _BaseTorchRegressor(RegressorMixin, BaseEstimator):
         history = {"loss": [], "val_score": []}
         n_samples = X.shape[0]
         batch_size = min(self.batch_size, n_samples)
+        n_batches = math.ceil(n_samples / batch_size)
+        rate_at = self._schedule(self.max_iter * n_batches)
         best_score, best_state, n_bad = -np.inf, None, 0
         stop_reason = None
         start = time.perf_counter()
         module.train()
         try:
             for epoch in range(self.max_iter):
-                loss = self._train_epoch(module, optimizer, X, Y, batch_size, generator)
+                loss = self._train_epoch(
+                    module,
+                    optimizer,
+                    X,
+                    Y,
+                    batch_size,
+                    generator,
+                    [rate_at(epoch * n_batches + i) for i in range(n_batches)],
+                )
                 if not loss < _DIVERGED_LOSS:  # also catches NaN
                     _raise_diverged(self.learning_rate, len(history["loss"]) + 1)
                 history["loss"].append(loss)
@@ -341,15 +354,29 @@ class _BaseTorchRegressor(RegressorMixin, BaseEstimator):
             if X_val is not None:
                 history["val_score"].append(_r2_score(_forward(module, X_val), Y_val))
 
-    def _train_epoch(self, module, optimizer, X, Y, batch_size, generator):
-        """One pass over shuffled mini-batches; return the mean training loss."""
+    def _schedule(self, n_steps):
+        """Return ``rate_at(step)``: Adam's step size at each step of this fit."""
+        return functools.partial(
+            learning_rate_at,
+            learning_rate=self.learning_rate,
+            n_iter=n_steps,
+            lr_schedule=self.lr_schedule,
+        )
+
+    def _train_epoch(self, module, optimizer, X, Y, batch_size, generator, rates):
+        """One pass over shuffled mini-batches; return the mean training loss.
+
+        ``rates`` holds the learning rate of each mini-batch of the epoch.
+        """
         n_samples = X.shape[0]
         if self.shuffle:
             order = torch.randperm(n_samples, generator=generator, device=X.device)
         else:
             order = torch.arange(n_samples, device=X.device)
         total = torch.zeros((), device=X.device)
-        for start in range(0, n_samples, batch_size):
+        for start, rate in zip(range(0, n_samples, batch_size), rates, strict=True):
+            for group in optimizer.param_groups:
+                group["lr"] = rate
             rows = order[start : start + batch_size]
             loss = torch.nn.functional.mse_loss(module(X[rows]), Y[rows])
             optimizer.zero_grad(set_to_none=True)
@@ -439,8 +466,21 @@ def _raise_diverged(learning_rate, epoch):
 
 
 _COMMON_PARAMETERS = """learning_rate : float, default=1e-3
-        Adam's step size. Finn et al. (2024) train from scratch with 5e-5 on
-        1.6e7 samples; small data sets need larger steps.
+        Adam's step size (the peak of the schedule). Finn et al. (2024) train
+        from scratch with 5e-5, constant, on 1.6e7 samples; small data sets
+        need larger steps.
+    lr_schedule : {"constant", "cosine"}, default="constant"
+        How the step size changes over the ``max_iter`` epochs of each call
+        to ``fit``, batch by batch: ``"constant"`` keeps ``learning_rate``;
+        ``"cosine"`` decays it from ``learning_rate`` towards zero along half
+        a cosine, reaching zero at the end of epoch ``max_iter``. Decaying
+        the step size removes the noise floor that Adam's error sits on at a
+        constant rate, so with a fixed number of epochs ``"cosine"`` with a
+        larger peak (e.g. 3e-3) is more accurate; see Notes. It only
+        finishes its decay when training runs all ``max_iter`` epochs: the
+        stopping rule (``tol``, ``n_iter_no_change``, ``early_stopping``)
+        can end it sooner, so set ``tol=0`` for a fixed budget. With
+        ``warm_start``, each ``fit`` runs the whole schedule again.
     batch_size : int, default=256
         Samples per mini-batch; clipped to the number of training samples.
     max_iter : int, default=200
@@ -520,7 +560,20 @@ _COMMON_NOTES = """Inputs and targets are standardised with their training mean 
     (the best ones with early stopping), so the model can still be used.
 
     Pickles hold the network on the CPU: a model fitted on a GPU loads on a
-    machine without one."""
+    machine without one.
+
+    With a fixed number of epochs the step-size schedule matters as much as
+    the network's speed: on the Lorenz 1963 surrogate task, with the epochs
+    that fit in 15 s on one CPU thread, ``lr_schedule="cosine"`` with
+    ``learning_rate=3e-3`` gave a validation nRMSE 1.2 to 2.4 times lower
+    than the best constant rate of 3e-4, 1e-3 and 3e-3 (batches of 256);
+    ``benchmarks/bench_neural.py`` races it against
+    :class:`sklearn.neural_network.MLPRegressor`, whose Adam has no schedule.
+    The default stays ``"constant"``: the default stopping rule ends such
+    training long before ``max_iter`` (after 17 to 19 of 200 epochs on
+    20 000 Lorenz 1963 pairs), where a cosine decay has barely begun and no
+    consistent difference was measured, and warm-started fits of a few
+    epochs each would restart the decay at every call."""
 
 
 class DenseRegressor(_BaseTorchRegressor):
@@ -585,6 +638,7 @@ class DenseRegressor(_BaseTorchRegressor):
         hidden_layer_sizes=(256,),
         *,
         learning_rate=1e-3,
+        lr_schedule="constant",
         batch_size=256,
         max_iter=200,
         shuffle=True,
@@ -599,6 +653,7 @@ class DenseRegressor(_BaseTorchRegressor):
     ):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.learning_rate = learning_rate
+        self.lr_schedule = lr_schedule
         self.batch_size = batch_size
         self.max_iter = max_iter
         self.shuffle = shuffle
@@ -692,6 +747,7 @@ class ResidualRegressor(_BaseTorchRegressor):
         n_blocks=3,
         layer_scale=1e-6,
         learning_rate=1e-3,
+        lr_schedule="constant",
         batch_size=256,
         max_iter=200,
         shuffle=True,
@@ -708,6 +764,7 @@ class ResidualRegressor(_BaseTorchRegressor):
         self.n_blocks = n_blocks
         self.layer_scale = layer_scale
         self.learning_rate = learning_rate
+        self.lr_schedule = lr_schedule
         self.batch_size = batch_size
         self.max_iter = max_iter
         self.shuffle = shuffle

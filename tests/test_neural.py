@@ -103,6 +103,47 @@ def test_without_early_stopping_stops_when_the_loss_stalls():
     assert reg.best_loss_ == min(reg.loss_curve_)
 
 
+@pytest.fixture
+def adam_rates(monkeypatch):
+    """The learning rate of every Adam step taken from here on, in order."""
+    rates, step = [], torch.optim.Adam.step
+
+    def recording_step(self, *args, **kwargs):
+        rates.append(self.param_groups[0]["lr"])
+        return step(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.optim.Adam, "step", recording_step)
+    return rates
+
+
+@pytest.mark.parametrize("cls", ESTIMATORS)
+def test_cosine_schedule_decays_to_zero_by_the_last_step(adam_rates, cls):
+    X, y = smooth_data(40)
+    tiny(cls, lr_schedule="cosine", batch_size=10, max_iter=3, tol=0.0).fit(X, y)
+    assert len(adam_rates) == 12  # 3 epochs of 4 batches
+    assert adam_rates[0] == pytest.approx(1e-2)
+    assert adam_rates[6] == pytest.approx(0.5e-2)  # half way: cos(pi / 2) = 0
+    assert adam_rates[-1] == pytest.approx(0.5e-2 * (1 + np.cos(np.pi * 11 / 12)))
+    assert adam_rates[-1] < 2e-4
+    assert np.all(np.diff(adam_rates) < 0)
+
+
+def test_constant_schedule_keeps_the_learning_rate(adam_rates):
+    X, y = smooth_data(40)
+    reg = tiny(DenseRegressor, batch_size=10, max_iter=3)
+    assert reg.lr_schedule == "constant"  # the default
+    reg.fit(X, y)
+    assert adam_rates == [1e-2] * 12
+
+
+def test_each_warm_started_fit_runs_the_whole_schedule(adam_rates):
+    X, y = smooth_data(40)
+    reg = tiny(DenseRegressor, lr_schedule="cosine", batch_size=20, max_iter=1)
+    reg.set_params(warm_start=True).fit(X, y).fit(X, y)
+    assert adam_rates == pytest.approx([1e-2, 0.5e-2] * 2)
+    assert reg.n_iter_ == 2
+
+
 def test_reaching_max_iter_warns():
     X, y = smooth_data(50)
     with pytest.warns(ConvergenceWarning, match="Maximum iterations"):
@@ -239,6 +280,7 @@ def test_bad_data_raises(X, y, match):
         ({"hidden_layer_sizes": (16, 0)}, "hidden_layer_sizes"),
         ({"learning_rate": -1.0}, "learning_rate"),
         ({"batch_size": 0}, "batch_size"),
+        ({"lr_schedule": "linear"}, "lr_schedule"),
         ({"early_stopping": True, "validation_fraction": 0.01}, "validation"),
     ],
 )
