@@ -183,7 +183,7 @@ def test_gamma_starts_at_one_in_a_million():
         assert torch.all(block.gamma == 1e-6)
 
 
-@pytest.mark.parametrize("activation", ["relu", "gelu"])
+@pytest.mark.parametrize("activation", ["relu", "gelu", "silu"])
 def test_block_applies_its_activation(activation):
     torch.manual_seed(0)
     block = ResidualBlock(4, 8, activation)
@@ -192,6 +192,8 @@ def test_block_applies_its_activation(activation):
     hidden = block.fc1(F.layer_norm(h, (4,)) * gain + shift)
     if activation == "relu":
         hidden = hidden.clamp(min=0)
+    elif activation == "silu":
+        hidden = hidden / (1 + torch.exp(-hidden))
     else:  # GELU, tanh approximation, written out
         hidden = 0.5 * hidden * (1 + torch.tanh(
             math.sqrt(2 / math.pi) * (hidden + 0.044715 * hidden**3)))
@@ -203,13 +205,14 @@ def test_gelu_features_are_smooth_and_relu_ones_are_not():
     # at the kinks of a piecewise-linear one
     line = torch.linspace(-1, 1, 2001)[:, None] * torch.ones(3)
     curvature = {}
-    for activation in ("relu", "gelu"):
+    for activation in ("relu", "gelu", "silu"):
         torch.manual_seed(0)
         model = randomise_gamma(small_denoiser(activation=activation))
         features = model.features(line, [0])
         curvature[activation] = (features[2:] - 2 * features[1:-1] + features[:-2])
     step = 1e-3
     assert curvature["gelu"].abs().max() < 50 * step**2
+    assert curvature["silu"].abs().max() < 50 * step**2
     assert curvature["relu"].abs().max() > 1e-2 * step
 
 

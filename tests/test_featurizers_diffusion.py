@@ -156,7 +156,9 @@ def test_ensemble_spread_grows_with_tau(lorenz, trained):
 
 def test_transform_equals_the_network_at_each_time(trained, lorenz):
     X = lorenz[1].X[:50]
-    network = Denoiser(3, n_hidden=32, n_blocks=2, time_embedding_dim=32)
+    assert trained.activation_ == "silu"
+    network = Denoiser(3, n_hidden=32, n_blocks=2, time_embedding_dim=32,
+                       activation="silu")
     state = trained.network_state_
     network.load_state_dict({name: torch.from_numpy(w) for name, w in state.items()})
     captured = []
@@ -241,6 +243,22 @@ def test_warm_start_rejects_a_new_network_shape(states):
     featurizer = tiny().fit(states)
     with pytest.raises(ValueError, match="warm_start"):
         featurizer.set_params(warm_start=True, n_hidden=4).fit(states)
+
+
+def test_warm_start_rejects_a_new_activation(states):
+    featurizer = tiny(activation="relu").fit(states)
+    with pytest.raises(ValueError, match="activation is 'relu', not 'gelu'"):
+        featurizer.set_params(warm_start=True, activation="gelu").fit(states)
+    assert featurizer.activation_ == "relu"
+
+
+def test_inference_uses_the_fitted_activation(states):
+    relu = tiny(activation="relu").fit(states)
+    features = relu.transform(states)
+    assert not np.allclose(tiny(activation="gelu").fit(states).transform(states),
+                           features)
+    relu.set_params(activation="gelu")  # a changed parameter, not yet refitted
+    np.testing.assert_array_equal(relu.transform(states), features)
 
 
 def test_same_seed_gives_the_same_fit(states):
@@ -365,6 +383,7 @@ def test_wrong_number_of_columns_is_rejected(states):
         (dict(feature_times=()), "feature_times"),
         (dict(feature_times=(0, 60), n_diffusion_steps=50), "feature_times"),
         (dict(schedule="quadratic"), "schedule"),
+        (dict(activation="tanh"), "activation"),
         (dict(parameterization="score"), "parameterization"),
         (dict(device="tpu-like"), "device"),
         (dict(validation_fraction=0.01), "validation_fraction"),

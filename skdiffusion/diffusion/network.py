@@ -3,7 +3,8 @@
     x -> Linear -> n_blocks x [LayerNorm -> FiLM(t) -> Linear -> activation
          -> Linear -> * gamma, + input] -> Linear -> prediction
 
-The paper's activation is ReLU; GELU is the alternative (see `ACTIVATIONS`).
+The paper's activation is ReLU; GELU and SiLU are smooth alternatives (see
+`ACTIVATIONS`).
 
 FiLM depends on the step t only, and t is an integer in 0..T, so the FiLM
 gain ``1 + scale`` and shift of every step can be tabulated once and gathered
@@ -19,13 +20,15 @@ from torch import nn
 __all__ = ["ACTIVATIONS", "Denoiser", "ResidualBlock", "timestep_embedding"]
 
 # Name -> elementwise function of the blocks' hidden layer. ReLU is the
-# paper's. GELU (tanh approximation) is smooth: a ridge head on the features
-# of a ReLU network fits a piecewise-linear function of the state, whose error
-# on the Lorenz 63 increment levels off near 1e-3, while smooth features keep
-# improving (docs: the featurizer's training recipe).
+# paper's. GELU (tanh approximation) and SiLU (x * sigmoid(x)) are smooth: a
+# ridge head on the features of a ReLU network fits a piecewise-linear
+# function of the state, whose error on the Lorenz 63 increment levels off
+# near 1e-3, while smooth features keep improving (docs: the featurizer's
+# training recipe).
 ACTIVATIONS = {
     "relu": lambda x: F.relu(x, inplace=True),
     "gelu": lambda x: F.gelu(x, approximate="tanh"),
+    "silu": F.silu,
 }
 
 
@@ -106,9 +109,9 @@ class Denoiser(nn.Module):
     n_steps : int, default=1000
         Number of diffusion steps T; steps 0..T are tabulated for training.
         Other steps still work, they are only not tabulated.
-    activation : {"relu", "gelu"}, default="relu"
+    activation : {"relu", "gelu", "silu"}, default="relu"
         Activation between the two linear layers of each block: ReLU (the
-        paper's) or GELU (tanh approximation).
+        paper's), GELU (tanh approximation) or SiLU.
     """
 
     def __init__(
