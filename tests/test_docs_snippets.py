@@ -40,3 +40,24 @@ def test_getting_started_example_runs(capsys):
     assert scores.shape == (51,)
     assert scores[0] == 0.0 and np.all(np.isfinite(scores))
     assert capsys.readouterr().out.strip().startswith("[0.")
+
+
+def markdown_python_blocks(text):
+    """The bodies of the ```python fences of a Markdown text."""
+    return [chunk.split("```")[0].strip() for chunk in text.split("```python\n")[1:]]
+
+
+def test_readme_example_runs(capsys):
+    text = (DOCS.parent / "README.md").read_text(encoding="utf-8")
+    (code,) = markdown_python_blocks(text)
+    # the README trains for 300 steps; a tiny network shows the API
+    real = "DiffusionFeaturizer(max_iter=300, random_state=0)"
+    assert real in code
+    namespace = {}
+    exec(code.replace(real, "DiffusionFeaturizer(n_hidden=8, max_iter=5, "
+                      "random_state=0)"), namespace)
+
+    assert namespace["rollout"].shape == (8, 11, 3)  # as its comment says
+    assert np.all(np.isfinite(namespace["rollout"]))
+    printed = capsys.readouterr().out.strip()
+    assert 0 < float(printed) < 1  # the one-step nRMSE, a scalar
