@@ -17,22 +17,24 @@ budget:
 In the same run, two references: random Fourier features (1536) + ridge,
 and a ``DenseRegressor((256, 256))`` trained from scratch on the increment
 for the largest budget, with the recipe ``benchmarks/bench_neural.py`` found
-best for it (its "steps" are epochs over the training states). The table ends with each recipe's ratio to RFF at
-0.1 MTU and its Hellinger ratio to RFF's; a PNG shows nRMSE at 0.1 MTU
-against training time per recipe.
+best for it (its "steps" are epochs over the training states). The table
+ends with each recipe's ratio to RFF at 0.1 MTU and its Hellinger ratio to
+RFF's; a PNG shows nRMSE at 0.1 MTU against training time per recipe.
 
 Budgets are CPU (process) seconds by default (``--clock cpu``): other
 programs on a shared machine slow the wall clock but not the CPU time a fit
 needs, and with two threads a CPU-second budget ``B`` takes at most ``B``
 wall seconds unloaded. A budget becomes a number of optimiser steps from a
 short calibration fit of the same network and batch size, so the learning
-rate schedule runs to its end.
+rate schedule runs to its end; a budget of 0 keeps the recipe's own
+``max_iter`` (for ``default``: the featurizer's default, as a user gets it).
 
 Usage::
 
     python benchmarks/featurizer_quality.py --quick
     python benchmarks/featurizer_quality.py --recipes default,paper --budgets 60,300
     python benchmarks/featurizer_quality.py --recipes default --heads ridge,ridgecv
+    python benchmarks/featurizer_quality.py --recipes default --budgets 0  # as is
     python benchmarks/featurizer_quality.py --list
 """
 
@@ -193,13 +195,15 @@ def run_recipe(name, budget, data, args, step_cache):
     key = tuple(sorted((k, str(v)) for k, v in params.items()
                        if k in ("batch_size", "n_hidden", "n_blocks",
                                 "mixed_precision", "ema_decay", "activation")))
-    if key not in step_cache:
-        step_cache[key] = seconds_per_step(params, train.X[:65536], args.clock)
-    max_iter = max(1, int(budget / step_cache[key]))
-    featurizer = DiffusionFeaturizer(**{**params, "max_iter": max_iter,
-                                        "eval_every": max(1, max_iter // 10),
-                                        "random_state": args.seed,
+    if budget:
+        if key not in step_cache:
+            step_cache[key] = seconds_per_step(params, train.X[:65536], args.clock)
+        params = {**params, "max_iter": max(1, int(budget / step_cache[key]))}
+    # budget 0: the recipe's own max_iter (the defaults' if it sets none)
+    featurizer = DiffusionFeaturizer(**{**params, "random_state": args.seed,
                                         "verbose": args.verbose})
+    max_iter = featurizer.max_iter
+    featurizer.set_params(eval_every=max(1, max_iter // 10))
     clock = Clock()
     featurizer.fit(train.X)
     wall, cpu = clock.elapsed()
@@ -298,7 +302,8 @@ def main():
     parser.add_argument("--quick", action="store_true", help="small data, 1 budget")
     parser.add_argument("--recipes", default="paper,default",
                         help="comma-separated names (see --list)")
-    parser.add_argument("--budgets", help="comma-separated training seconds")
+    parser.add_argument("--budgets", help="comma-separated training seconds; 0 "
+                        "trains the recipe's own max_iter steps")
     parser.add_argument("--heads", help="comma-separated heads (ridge, ridgecv) "
                         "to fit on each featurizer instead of the recipe's own")
     parser.add_argument("--clock", choices=("cpu", "wall"), default="cpu")
@@ -330,7 +335,7 @@ def main():
     rff = rff_reference(data, args)
     records, step_cache = [truth_reference(data), rff], {}
     if not args.no_dense:
-        records.append(dense_reference(max(budgets), data, args))
+        records.append(dense_reference(max(budgets) or 300.0, data, args))
     print_table(records, rff)
     for name in names:
         for budget in budgets:
