@@ -2,6 +2,7 @@
 training loop and samplers. Tiny networks and short runs throughout."""
 
 import math
+import pickle
 
 import pytest
 import torch
@@ -219,6 +220,16 @@ def test_gelu_features_are_smooth_and_relu_ones_are_not():
 def test_unknown_activation_is_named():
     with pytest.raises(ValueError, match="'tanh'"):
         Denoiser(3, activation="tanh")
+    with pytest.raises(ValueError, match="'tanh'"):
+        ResidualBlock(4, 8, "tanh")
+
+
+def test_denoiser_pickles_with_its_activation():
+    model = randomise_gamma(small_denoiser(activation="silu"))
+    copy = pickle.loads(pickle.dumps(model))
+    z = torch.randn(5, 3)
+    assert copy.activation == "silu"
+    torch.testing.assert_close(copy(z, 100), model(z, 100))
 
 
 def test_timestep_embedding_known_values():
