@@ -94,6 +94,8 @@ RECIPES = {
     "gelu+ridgecv": ({"activation": "gelu"}, "ridgecv"),
     "silu": ({"activation": "silu"}, "ridge"),
     "silu+ridgecv": ({"activation": "silu"}, "ridgecv"),
+    "lr3e-4": ({"learning_rate": 3e-4}, "ridge"),
+    "lowt": ({"t_sampling": "low"}, "ridge"),
     "relu+fp32": ({**RELU, "mixed_precision": False}, "ridge"),
     "relu+lr3e-3": ({**RELU, "learning_rate": 3e-3}, "ridge"),
     "relu+lr3e-4": ({**RELU, "learning_rate": 3e-4}, "ridge"),
