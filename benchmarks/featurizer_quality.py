@@ -14,12 +14,14 @@ budget:
   from sampling alone);
 * the featurizer's fit time, wall and CPU (process) seconds.
 
-In the same run, two references: random Fourier features (1536) + ridge,
-and a ``DenseRegressor((256, 256))`` trained from scratch on the increment
-for the largest budget, with the recipe ``benchmarks/bench_neural.py`` found
-best for it (its "steps" are epochs over the training states). The table
-ends with each recipe's ratio to RFF at 0.1 MTU and its Hellinger ratio to
-RFF's; a PNG shows nRMSE at 0.1 MTU against training time per recipe.
+In the same run, two references: random Fourier features (1536) + ridge
+(also with the ``holdout`` head when a recipe uses it), and a
+``DenseRegressor((256, 256))`` trained from scratch on the increment for the
+largest budget, with the recipe ``benchmarks/bench_neural.py`` found best
+for it (its "steps" are epochs over the training states). The table ends
+with each recipe's ratio to RFF at 0.1 MTU and its Hellinger ratio to RFF's
+(RFF with the same head where it was run, else with ``ridge``); a PNG shows
+nRMSE at 0.1 MTU against training time per recipe.
 
 Budgets are CPU (process) seconds by default (``--clock cpu``): other
 programs on a shared machine slow the wall clock but not the CPU time a fit
@@ -60,6 +62,7 @@ from skdiffusion import (  # noqa: E402
     DiffusionFeaturizer,
     RFFFeaturizer,
     StreamingRidge,
+    StreamingRidgeCV,
     SurrogateForecaster,
 )
 from skdiffusion.datasets import make_lorenz63  # noqa: E402
@@ -82,12 +85,15 @@ RELU = {"activation": "relu", "mixed_precision": True}
 
 # name -> (featurizer parameters, head). Head "ridge": StreamingRidge with
 # alpha 1e-4 on standardised features (the paper's); "ridgecv": RidgeCV over
-# ALPHAS on standardised features. Featurizer parameters not given keep the
+# ALPHAS on standardised features (generalised cross-validation); "holdout":
+# StreamingRidgeCV over ALPHAS on standardised features (alpha chosen on 10 %
+# of the head rows held out). Featurizer parameters not given keep the
 # DiffusionFeaturizer defaults of the installed version.
 RECIPES = {
     "paper": (PAPER, "ridge"),
     "default": ({}, "ridge"),
     "default+ridgecv": ({}, "ridgecv"),
+    "default+holdout": ({}, "holdout"),
     "relu": (RELU, "ridge"),
     "relu+ridgecv": (RELU, "ridgecv"),
     "gelu": ({"activation": "gelu"}, "ridge"),
@@ -170,9 +176,12 @@ def evaluate(regressor, train, rows, truth, climate):
     return result
 
 
-def ridge_head(transformer, head):
+def ridge_head(transformer, head, seed=0):
     if head == "ridge":
         return StreamingRidge(RIDGE_ALPHA, transformer=transformer, standardize=True)
+    if head == "holdout":
+        return StreamingRidgeCV(ALPHAS, transformer=transformer, standardize=True,
+                                random_state=seed)
     to_float64 = FunctionTransformer(lambda F: F.astype(np.float64))
     return make_pipeline(transformer, to_float64, StandardScaler(), RidgeCV(ALPHAS))
 
@@ -213,10 +222,11 @@ def run_recipe(name, budget, data, args, step_cache):
     wall, cpu = clock.elapsed()
     records = []
     for head in heads:
-        result = evaluate(ridge_head(FrozenEstimator(featurizer), head), train,
-                          rows, truth, climate)
+        result = evaluate(ridge_head(FrozenEstimator(featurizer), head, args.seed),
+                          train, rows, truth, climate)
         label = name if len(heads) == 1 else f"{name}[{head}]"
-        records.append({"recipe": label, "budget": budget, "max_iter": max_iter,
+        records.append({"recipe": label, "head": head, "budget": budget,
+                        "max_iter": max_iter,
                         "fit_wall": wall, "fit_cpu": cpu, **result})
     return records
 
@@ -250,13 +260,13 @@ def dense_reference(budget, data, args):
             "fit_wall": wall, "fit_cpu": cpu, **result}
 
 
-def rff_reference(data, args):
+def rff_reference(data, args, head="ridge"):
     train, _, rows, truth, climate = data
     clock = Clock()
-    result = evaluate(ridge_head(RFFFeaturizer(1536, random_state=args.seed), "ridge"),
-                      train, rows, truth, climate)
+    rff = RFFFeaturizer(1536, random_state=args.seed)
+    result = evaluate(ridge_head(rff, head, args.seed), train, rows, truth, climate)
     wall, cpu = clock.elapsed()
-    return {"recipe": "RFF(1536)+ridge", "budget": 0, "max_iter": 0,
+    return {"recipe": f"RFF(1536)+{head}", "head": head, "budget": 0, "max_iter": 0,
             "fit_wall": wall, "fit_cpu": cpu, **result}
 
 
@@ -268,13 +278,15 @@ def truth_reference(data):
             "hellinger": hellinger_distance(truth[:, 1:].reshape(-1, 3), climate)}
 
 
-def print_table(records, rff):
+def print_table(records, rffs):
+    """One line per record; ratios to the RFF reference with the same head."""
     header = (f"{'recipe':22s} {'budget':>6s} {'steps':>6s} {'wall s':>7s} "
               f"{'cpu s':>7s} {'@0.1MTU':>9s} {'@1MTU':>9s} {'@5MTU':>9s} "
               f"{'Hellinger':>9s} {'/RFF@0.1':>9s} {'H/RFF':>6s} {'alpha':>7s}")
     print(header)
     print("-" * len(header))
     for r in records:
+        rff = rffs.get(r.get("head"), rffs["ridge"])
         print(f"{r['recipe']:22s} {r['budget']:6.0f} {r['max_iter']:6d} "
               f"{r['fit_wall']:7.1f} {r['fit_cpu']:7.1f} {r['nrmse@0.1']:9.2e} "
               f"{r['nrmse@1']:9.2e} {r['nrmse@5']:9.2e} {r['hellinger']:9.3f} "
@@ -310,7 +322,8 @@ def main():
                         help="comma-separated names (see --list)")
     parser.add_argument("--budgets", help="comma-separated training seconds; 0 "
                         "trains the recipe's own max_iter steps")
-    parser.add_argument("--heads", help="comma-separated heads (ridge, ridgecv) "
+    parser.add_argument("--heads", help="comma-separated heads (ridge, ridgecv, "
+                        "holdout) "
                         "to fit on each featurizer instead of the recipe's own")
     parser.add_argument("--clock", choices=("cpu", "wall"), default="cpu")
     parser.add_argument("--no-dense", action="store_true",
@@ -338,19 +351,22 @@ def main():
     print(f"train {train.X.shape[0]} states, heads fitted on {len(rows)}, "
           f"{len(truth)} test rollouts of {N_LEADS} x 0.1 MTU; budgets in "
           f"{args.clock} seconds: {budgets}", flush=True)
-    rff = rff_reference(data, args)
-    records, step_cache = [truth_reference(data), rff], {}
+    rffs = {"ridge": rff_reference(data, args)}
+    heads = (args.heads or "").split(",") + [RECIPES[name][1] for name in names]
+    if "holdout" in heads:
+        rffs["holdout"] = rff_reference(data, args, "holdout")
+    records, step_cache = [truth_reference(data), *rffs.values()], {}
     if not args.no_dense:
         records.append(dense_reference(max(budgets) or 300.0, data, args))
-    print_table(records, rff)
+    print_table(records, rffs)
     for name in names:
         for budget in budgets:
             new = run_recipe(name, budget, data, args, step_cache)
-            print_table(new, rff)
+            print_table(new, rffs)
             records += new
     print()
-    print_table(records, rff)
-    plot([r for r in records if r["recipe"].split("[")[0] in names], rff,
+    print_table(records, rffs)
+    plot([r for r in records if r["recipe"].split("[")[0] in names], rffs["ridge"],
          args.plot, args.clock)
 
 

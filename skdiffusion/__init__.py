@@ -16,6 +16,7 @@ _EXPORTS = {
     "DenseRegressor": "neural",
     "ResidualRegressor": "neural",
     "StreamingRidge": "linear_model",
+    "StreamingRidgeCV": "linear_model",
     "SurrogateForecaster": "surrogate",
 }
 _SUBMODULES = [
