@@ -140,6 +140,17 @@ class _StreamingRidgeBase(MultiOutputMixin, RegressorMixin, BaseEstimator):
     def _features(self, transformer, X):
         return X if transformer is None else transformer.transform(X)
 
+    def _validate_xy(self, X, y, reset=True):
+        return validate_data(
+            self,
+            X,
+            y,
+            reset=reset,
+            multi_output=True,
+            y_numeric=True,
+            dtype=[np.float64, np.float32],
+        )
+
     def _fit_transformer(self, X, y):
         if self.transformer is None:
             return None
@@ -331,14 +342,7 @@ class StreamingRidge(_StreamingRidgeBase):
         self : StreamingRidge
             The fitted estimator.
         """
-        X, y = validate_data(
-            self,
-            X,
-            y,
-            multi_output=True,
-            y_numeric=True,
-            dtype=[np.float64, np.float32],
-        )
+        X, y = self._validate_xy(X, y)
         transformer = self._fit_transformer(X, y)
         Y = y.reshape(len(y), -1)
         equations = self._accumulate(transformer, None, X, Y)
@@ -362,15 +366,7 @@ class StreamingRidge(_StreamingRidgeBase):
             The updated estimator.
         """
         first_call = not hasattr(self, "_equations")
-        X, y = validate_data(
-            self,
-            X,
-            y,
-            reset=first_call,
-            multi_output=True,
-            y_numeric=True,
-            dtype=[np.float64, np.float32],
-        )
+        X, y = self._validate_xy(X, y, reset=first_call)
         Y = y.reshape(len(y), -1)
         if first_call:
             transformer, equations = self._fit_transformer(X, y), None
@@ -571,14 +567,7 @@ class StreamingRidgeCV(_StreamingRidgeBase):
             The fitted estimator.
         """
         alphas = self._check_alphas()
-        X, y = validate_data(
-            self,
-            X,
-            y,
-            multi_output=True,
-            y_numeric=True,
-            dtype=[np.float64, np.float32],
-        )
+        X, y = self._validate_xy(X, y)
         held_out = self._held_out(len(X))
         transformer = self._fit_transformer(X, y)
         Y = y.reshape(len(y), -1)
