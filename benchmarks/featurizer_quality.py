@@ -12,7 +12,9 @@ budget:
   test climate (:func:`skdiffusion.metrics.hellinger_distance`), next to the
   same distance for the true trajectories from the same starts (the floor
   from sampling alone);
-* the featurizer's fit time, wall and CPU (process) seconds.
+* the featurizer's fit time, wall and CPU (process) seconds;
+* its denoising loss (``-DiffusionFeaturizer.score``) on test states: how
+  good a generative model it is, which the features do not show.
 
 In the same run, two references: random Fourier features (1536) + ridge
 (also with the ``holdout`` head when a recipe uses it), and a
@@ -94,6 +96,10 @@ RECIPES = {
     "default": ({}, "ridge"),
     "default+ridgecv": ({}, "ridgecv"),
     "default+holdout": ({}, "holdout"),
+    "iter400": ({"max_iter": 400}, "holdout"),
+    "iter100": ({"max_iter": 100}, "holdout"),
+    "iter200": ({"max_iter": 200}, "holdout"),
+    "untrained": ({"max_iter": 0}, "holdout"),
     "relu": (RELU, "ridge"),
     "relu+ridgecv": (RELU, "ridgecv"),
     "gelu": ({"activation": "gelu"}, "ridge"),
@@ -120,6 +126,7 @@ RIDGE_ALPHA = 1e-4
 LEAD = 10  # RK4 steps of 0.01 MTU per surrogate step (0.1 MTU)
 REPORT_LEADS = {"0.1": 1, "1": 10, "5": 50}
 N_LEADS = 100  # rollout length: 10 MTU
+LOSS_ROWS = 65536  # test states on which the denoising loss is reported
 
 SIZES = {
     # 1.02e6 training states (the issue's 256 x 4000), 2^17 of them for heads
@@ -220,13 +227,15 @@ def run_recipe(name, budget, data, args, step_cache):
     clock = Clock()
     featurizer.fit(train.X)
     wall, cpu = clock.elapsed()
+    # the denoiser's own quality, for the samples it draws
+    loss = -featurizer.score(test.X[:LOSS_ROWS])
     records = []
     for head in heads:
         result = evaluate(ridge_head(FrozenEstimator(featurizer), head, args.seed),
                           train, rows, truth, climate)
         label = name if len(heads) == 1 else f"{name}[{head}]"
         records.append({"recipe": label, "head": head, "budget": budget,
-                        "max_iter": max_iter,
+                        "max_iter": max_iter, "loss": loss,
                         "fit_wall": wall, "fit_cpu": cpu, **result})
     return records
 
@@ -282,7 +291,8 @@ def print_table(records, rffs):
     """One line per record; ratios to the RFF reference with the same head."""
     header = (f"{'recipe':22s} {'budget':>6s} {'steps':>6s} {'wall s':>7s} "
               f"{'cpu s':>7s} {'@0.1MTU':>9s} {'@1MTU':>9s} {'@5MTU':>9s} "
-              f"{'Hellinger':>9s} {'/RFF@0.1':>9s} {'H/RFF':>6s} {'alpha':>7s}")
+              f"{'Hellinger':>9s} {'/RFF@0.1':>9s} {'H/RFF':>6s} {'alpha':>7s} "
+              f"{'loss':>7s}")
     print(header)
     print("-" * len(header))
     for r in records:
@@ -291,7 +301,8 @@ def print_table(records, rffs):
               f"{r['fit_wall']:7.1f} {r['fit_cpu']:7.1f} {r['nrmse@0.1']:9.2e} "
               f"{r['nrmse@1']:9.2e} {r['nrmse@5']:9.2e} {r['hellinger']:9.3f} "
               f"{r['nrmse@0.1'] / rff['nrmse@0.1']:9.3g} "
-              f"{r['hellinger'] / rff['hellinger']:6.2f} {r['alpha']:7.0e}", flush=True)
+              f"{r['hellinger'] / rff['hellinger']:6.2f} {r['alpha']:7.0e} "
+              f"{r.get('loss', np.nan):7.4f}", flush=True)
 
 
 def plot(records, rff, path, clock):
