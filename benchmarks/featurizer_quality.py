@@ -96,6 +96,7 @@ RECIPES = {
     "default": ({}, "ridge"),
     "default+ridgecv": ({}, "ridgecv"),
     "default+holdout": ({}, "holdout"),
+    "iter800": ({"max_iter": 800}, "holdout"),  # the default before 400
     "iter400": ({"max_iter": 400}, "holdout"),
     "iter100": ({"max_iter": 100}, "holdout"),
     "iter200": ({"max_iter": 200}, "holdout"),
