@@ -172,10 +172,9 @@ class _StreamingRidgeBase(MultiOutputMixin, RegressorMixin, BaseEstimator):
             equations.update(features, Y[batch])
         return equations
 
-    def _set_solution(self, transformer, equations, y_ndim, coef, intercept):
+    def _set_solution(self, transformer, n_samples, y_ndim, coef, intercept):
         self.transformer_ = transformer
-        self.n_samples_seen_ = equations.n_samples
-        self._equations = equations
+        self.n_samples_seen_ = n_samples
         self._y_ndim = y_ndim
         if y_ndim == 1:
             self.coef_, self.intercept_ = coef[:, 0], float(intercept[0])
@@ -321,7 +320,9 @@ class StreamingRidge(_StreamingRidgeBase):
         coef, intercept = equations.solve(
             self.alpha, self.fit_intercept, self.standardize
         )
-        self._set_solution(transformer, equations, y_ndim, coef, intercept)
+        # kept for partial_fit, which adds to them
+        self._equations = equations
+        self._set_solution(transformer, equations.n_samples, y_ndim, coef, intercept)
 
     @_fit_context(
         # The transformer's parameters are validated by its own fit.
@@ -586,5 +587,5 @@ class StreamingRidgeCV(_StreamingRidgeBase):
         )
         self.alpha_ = float(alphas[best])
         self.mse_path_ = mse
-        self._set_solution(transformer, equations, y.ndim, coef, intercept)
+        self._set_solution(transformer, equations.n_samples, y.ndim, coef, intercept)
         return self
