@@ -19,6 +19,7 @@ __all__ = [
     "PARAMETERIZATIONS",
     "check_parameterization",
     "loss_target",
+    "noised",
     "to_noise",
     "to_state",
 ]
@@ -33,6 +34,15 @@ def check_parameterization(name):
             f"Unknown parameterization {name!r}; expected one of "
             f"{list(PARAMETERIZATIONS)}."
         )
+
+
+def noised(x, alpha_bar, eps):
+    """The noised state ``z = sqrt(alpha_bar) x + sigma eps``.
+
+    ``sigma = sqrt(1 - alpha_bar)``; the one place this formula is written.
+    """
+    signal, sigma = _levels(alpha_bar)
+    return signal * x + sigma * eps
 
 
 def _levels(alpha_bar):

@@ -6,14 +6,16 @@ next one; after ``t_K`` it moves to step 0, the clean state. A grid may skip
 steps: the transitions use alpha_bar of the two grid steps only.
 """
 
+import math
 import sys
 
 import torch
 
-from .parameterization import check_parameterization, to_noise, to_state
+from .parameterization import check_parameterization, noised, to_noise, to_state
 from .training import _randn
 
 __all__ = [
+    "ensemble_steps",
     "partial_diffusion",
     "sample_ddim",
     "sample_ddpm",
@@ -46,6 +48,16 @@ def timestep_grid(t_start, n_steps):
     n_steps = min(int(n_steps), int(t_start))
     grid = torch.linspace(t_start, 0, n_steps + 1, dtype=torch.float64)[:-1]
     return grid.round().long()
+
+
+def ensemble_steps(tau, n_diffusion_steps, grid_size=100):
+    """Denoising steps from `tau` on an even `grid_size`-step grid over 0..T.
+
+    ``max(1, ceil(grid_size * tau / n_diffusion_steps))``: 13 for the paper's
+    tau = 130 of T = 1000, so the step size, not the number of steps, stays
+    fixed as tau is tuned.
+    """
+    return max(1, math.ceil(grid_size * tau / n_diffusion_steps))
 
 
 def _check_grid(timesteps, schedule):
@@ -229,8 +241,8 @@ def partial_diffusion(
         raise ValueError(f"tau must be in 0..{schedule.n_steps}, got {tau!r}.")
     if tau == 0:
         return x.clone()
-    ab = float(schedule.alpha_bar[tau])
-    z = ab**0.5 * x + (1 - ab) ** 0.5 * _randn(x.shape, generator, x.device, x.dtype)
+    eps = _randn(x.shape, generator, x.device, x.dtype)
+    z = noised(x, float(schedule.alpha_bar[tau]), eps)
     grid = timestep_grid(tau, n_steps)
     if method == "ddim":
         return sample_ddim(model, z, schedule, grid, parameterization, disable=disable)
