@@ -14,6 +14,7 @@ from skdiffusion.datasets import (
     lorenz96,
     make_lorenz63,
     make_lorenz96,
+    pairs_from_trajectories,
     rk4,
 )
 from skdiffusion.datasets._generators import _measure_lorenz96_climatology
@@ -225,6 +226,77 @@ def test_X_y_groups_are_consistent_with_trajectories(make, normalize):
         np.testing.assert_array_equal(data.X, paths[:, :-lead].reshape(-1, n_dim))
     assert data.dt == 0.01 and data.lead_steps == lead
     assert len(data.feature_names) == n_dim and data.DESCR
+
+
+# --- pairs from a user's own trajectories ---------------------------------------
+
+
+def test_pairs_from_ragged_trajectories_by_hand():
+    first = np.array([[0.0, 0.0], [1.0, 10.0], [3.0, 30.0], [6.0, 60.0]])
+    second = np.array([[100.0, -1.0], [101.0, -2.0], [103.0, -4.0]])
+    X, y, groups = pairs_from_trajectories([first, second], lead_steps=2)
+    # first: steps 0, 1 pair with 2, 3; second: step 0 with 2; none straddles.
+    np.testing.assert_array_equal(X, [[0, 0], [1, 10], [100, -1]])
+    np.testing.assert_array_equal(y, [[3, 30], [5, 50], [3, -3]])
+    np.testing.assert_array_equal(groups, [0, 0, 1])
+    assert X.dtype == y.dtype == np.float64
+
+
+def test_pairs_lead_one_is_the_default():
+    path = np.array([[1.0], [2.0], [4.0]])
+    X, y, groups = pairs_from_trajectories([path])
+    np.testing.assert_array_equal(X.ravel(), [1, 2])
+    np.testing.assert_array_equal(y.ravel(), [1, 2])
+    np.testing.assert_array_equal(groups, [0, 0])
+
+
+def test_a_trajectory_shorter_than_the_lead_gives_no_pair():
+    short = np.array([[5.0], [6.0]])  # 2 states, lead 2: no pair
+    long = np.array([[0.0], [1.0], [3.0]])
+    X, y, groups = pairs_from_trajectories([short, long, short], lead_steps=2)
+    np.testing.assert_array_equal(X.ravel(), [0])
+    np.testing.assert_array_equal(y.ravel(), [3])
+    np.testing.assert_array_equal(groups, [1])  # the index in the list
+
+
+def test_pairs_of_a_3d_array_keep_float32():
+    paths = np.arange(24, dtype=np.float32).reshape(2, 4, 3) ** 2
+    X, y, groups = pairs_from_trajectories(paths, lead_steps=3)
+    assert X.dtype == y.dtype == np.float32
+    np.testing.assert_array_equal(X, paths[:, 0])
+    np.testing.assert_array_equal(y, paths[:, 3] - paths[:, 0])
+    np.testing.assert_array_equal(groups, [0, 1])
+
+
+@pytest.mark.parametrize("make", [make_lorenz63, make_lorenz96])
+def test_make_functions_pair_like_pairs_from_trajectories(make):
+    data = make(3, 30, lead_steps=4, burn_in=10, normalize=False, random_state=0)
+    X, y, groups = pairs_from_trajectories(data.trajectories, lead_steps=4)
+    np.testing.assert_array_equal(data.X, X)
+    np.testing.assert_array_equal(data.y, y)
+    np.testing.assert_array_equal(data.groups, groups)
+
+
+@pytest.mark.parametrize(
+    "trajectories, kwargs, name",
+    [
+        (np.zeros((5, 3)), {}, "trajectories"),  # one trajectory, not wrapped
+        ([np.zeros((5, 3)), np.zeros((5, 2))], {}, r"trajectories\[1\]"),
+        ([np.zeros(5)], {}, r"trajectories\[0\]"),
+        ([np.array([[0.0], [np.nan]])], {}, r"trajectories\[0\]"),
+        ([np.array([["a"], ["b"]])], {}, r"trajectories\[0\]"),
+        ([], {}, "trajectories"),
+        ("states", {}, "trajectories"),
+        ([np.zeros((5, 3))], {"lead_steps": 0}, "lead_steps"),
+        ([np.zeros((5, 3))], {"lead_steps": 1.5}, "lead_steps"),
+        ([np.zeros((5, 3))], {"lead_steps": 5}, "lead_steps"),  # no pair left
+    ],
+)
+def test_pairs_bad_input_raises_value_error_naming_the_argument(
+    trajectories, kwargs, name
+):
+    with pytest.raises(ValueError, match=name):
+        pairs_from_trajectories(trajectories, **kwargs)
 
 
 def test_lorenz63_uses_the_papers_constants():

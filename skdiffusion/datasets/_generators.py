@@ -11,6 +11,7 @@ from sklearn.utils import Bunch, check_random_state
 from . import _integrate, _systems
 from ._base import get_data_home
 from ._integrate import rk4
+from ._pairs import pairs_from_trajectories
 from ._systems import (
     LORENZ63_SCALE,
     LORENZ63_SHIFT,
@@ -100,24 +101,20 @@ def _trajectories(system, params, x0, dt, burn_in, n_steps, dtype, cache,
                     numerics=_numerics_fingerprint(), verbose=verbose)
 
 
-def _pairs(trajectories, lead_steps, shift, scale, dtype):
-    """(X, y, groups) with y the increment lead_steps ahead, within trajectories."""
-    n_trajectories, n_steps, n_dim = trajectories.shape
-    start = trajectories[:, :-lead_steps]
-    # In place, to hold no more than X and y next to the trajectories.
-    X = np.subtract(start, shift, dtype=dtype)
-    X /= scale.astype(dtype)
-    y = np.subtract(trajectories[:, lead_steps:], start, dtype=dtype)
-    y /= scale.astype(dtype)
-    groups = np.repeat(np.arange(n_trajectories), n_steps - lead_steps)
-    return X.reshape(-1, n_dim), y.reshape(-1, n_dim), groups
+def _normalized_pairs(trajectories, lead_steps, shift, scale):
+    """(X, y, groups) in the units of ``scale``, normalised in place."""
+    X, y, groups = pairs_from_trajectories(trajectories, lead_steps=lead_steps)
+    X -= shift.astype(X.dtype)
+    X /= scale.astype(X.dtype)
+    y /= scale.astype(y.dtype)
+    return X, y, groups
 
 
-def _bunch(trajectories, dt, lead_steps, shift, scale, normalize, dtype,
-           feature_names, descr):
+def _bunch(trajectories, dt, lead_steps, shift, scale, normalize, feature_names,
+           descr):
     if not normalize:
         shift, scale = np.zeros_like(shift), np.ones_like(scale)
-    X, y, groups = _pairs(trajectories, lead_steps, shift, scale, dtype)
+    X, y, groups = _normalized_pairs(trajectories, lead_steps, shift, scale)
     return Bunch(
         trajectories=trajectories,
         X=X,
@@ -275,7 +272,7 @@ def make_lorenz63(
         "lorenz63", {}, x0, dt, burn_in, n_steps, dtype, cache, data_home, verbose
     )
     return _bunch(trajectories, dt, lead_steps, LORENZ63_SHIFT.copy(),
-                  LORENZ63_SCALE.copy(), normalize, dtype, ["x", "y", "z"],
+                  LORENZ63_SCALE.copy(), normalize, ["x", "y", "z"],
                   _LORENZ63_DESCR)
 
 
@@ -389,7 +386,7 @@ def make_lorenz96(
     )
     descr = _LORENZ96_DESCR.format(n_dim=n_dim, forcing=forcing)
     return _bunch(trajectories, dt, lead_steps, np.full(n_dim, mean),
-                  np.full(n_dim, std), normalize, dtype,
+                  np.full(n_dim, std), normalize,
                   [f"x{i}" for i in range(n_dim)], descr)
 
 
