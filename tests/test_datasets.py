@@ -14,6 +14,7 @@ from skdiffusion.datasets import (
     lorenz96,
     make_lorenz63,
     make_lorenz96,
+    normalize_states,
     pairs_from_trajectories,
     rk4,
 )
@@ -114,9 +115,10 @@ def test_rk4_bad_input_raises_value_error_naming_the_argument(kwargs, name):
 
 def test_rk4_verbose_reports_progress(capsys):
     rk4(lorenz63, [1.0, 1.0, 1.0], 0.01, 20)
-    assert capsys.readouterr().out == ""
+    assert capsys.readouterr() == ("", "")
     rk4(lorenz63, [1.0, 1.0, 1.0], 0.01, 20, verbose=True)
-    assert "20/20 steps" in capsys.readouterr().out
+    out, err = capsys.readouterr()
+    assert out == "" and "20/20 steps" in err
 
 
 # --- the systems' known statistics ------------------------------------------
@@ -299,6 +301,40 @@ def test_pairs_bad_input_raises_value_error_naming_the_argument(
         pairs_from_trajectories(trajectories, **kwargs)
 
 
+def test_normalize_states_by_hand_keeps_float32_and_copies():
+    states = np.array([[[1.0, 10.0], [3.0, 30.0]]], dtype=np.float32)
+    normalised = normalize_states(states, [1.0, 10.0], [2.0, 5.0])
+    np.testing.assert_array_equal(normalised, [[[0, 0], [1, 4]]])
+    assert normalised.dtype == np.float32
+    assert states[0, 1, 0] == 3.0  # copied
+    same = normalize_states(states, 1.0, 2.0, copy=False)
+    assert same is states and states[0, 1, 0] == 1.0
+
+
+def test_normalize_states_gives_the_make_functions_X():
+    data = make_lorenz63(2, 40, burn_in=10, random_state=0)
+    states = normalize_states(data.trajectories, data.shift, data.scale)
+    np.testing.assert_array_equal(states[:, :-10].reshape(-1, 3), data.X)
+
+
+@pytest.mark.parametrize(
+    "kwargs, name",
+    [
+        ({"shift": [0.0, 1.0, 2.0]}, "shift"),
+        ({"scale": [1.0, 0.0]}, "scale"),
+        ({"scale": np.inf}, "scale"),
+        ({"scale": "1"}, "scale"),
+        ({"states": 3.0}, "states"),
+        ({"states": [["a", "b"]]}, "states"),
+        ({"copy": "no"}, "copy"),
+    ],
+)
+def test_normalize_states_bad_input_names_the_argument(kwargs, name):
+    arguments = {"states": np.ones((4, 2)), "shift": 0.0, "scale": 1.0, **kwargs}
+    with pytest.raises(ValueError, match=name):
+        normalize_states(**arguments)
+
+
 def test_lorenz63_uses_the_papers_constants():
     data = make_lorenz63(2, 20, burn_in=10, random_state=0)
     np.testing.assert_array_equal(data.shift, [0.0450, 0.0451, 23.5463])
@@ -322,9 +358,10 @@ def test_float32_output():
 
 def test_verbose_prints_only_when_asked(capsys):
     make_lorenz63(2, 30, burn_in=10, random_state=0)
-    assert capsys.readouterr().out == ""
+    assert capsys.readouterr() == ("", "")
     make_lorenz63(2, 30, burn_in=10, random_state=0, verbose=True)
-    assert "steps" in capsys.readouterr().out
+    out, err = capsys.readouterr()
+    assert out == "" and "29/29 steps" in err
 
 
 @pytest.mark.parametrize(

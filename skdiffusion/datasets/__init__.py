@@ -3,13 +3,14 @@
 The Lorenz 1963 and Lorenz 1996 systems as vector fields, a fixed-step RK4
 integrator vectorised over trajectories, ``make_*`` functions returning
 surrogate-learning datasets as :class:`~sklearn.utils.Bunch` objects, and
-:func:`pairs_from_trajectories` for the same pairs from one's own trajectories.
+:func:`pairs_from_trajectories` and :func:`normalize_states` to make the same
+learning problem from one's own trajectories.
 """
 
 from ._base import get_data_home
 from ._generators import make_lorenz63, make_lorenz96
 from ._integrate import rk4
-from ._pairs import pairs_from_trajectories
+from ._preprocessing import normalize_states, pairs_from_trajectories
 from ._systems import LORENZ63_SCALE, LORENZ63_SHIFT, lorenz63, lorenz96
 
 __all__ = [
@@ -20,6 +21,7 @@ __all__ = [
     "lorenz96",
     "make_lorenz63",
     "make_lorenz96",
+    "normalize_states",
     "pairs_from_trajectories",
     "rk4",
 ]

@@ -2,16 +2,24 @@
 
 import functools
 import hashlib
+import os
+from numbers import Integral, Real
 from pathlib import Path
 
 import numpy as np
 from joblib import Memory
 from sklearn.utils import Bunch, check_random_state
+from sklearn.utils._param_validation import (
+    Interval,
+    Options,
+    StrOptions,
+    validate_params,
+)
 
 from . import _integrate, _systems
 from ._base import get_data_home
 from ._integrate import rk4
-from ._pairs import pairs_from_trajectories
+from ._preprocessing import normalize_states, pairs_from_trajectories
 from ._systems import (
     LORENZ63_SCALE,
     LORENZ63_SHIFT,
@@ -20,7 +28,6 @@ from ._systems import (
     lorenz63,
     lorenz96,
 )
-from ._validation import check_int, check_real
 
 # Requests with at least this many states are cached on disk when cache="auto":
 # below it, generating is faster than reading back.
@@ -28,39 +35,29 @@ CACHE_MIN_STATES = 1_000_000
 
 _SYSTEMS = {"lorenz63": lorenz63, "lorenz96": lorenz96}
 
-
-def _check_common(n_trajectories, n_steps, dt, burn_in, lead_steps, normalize,
-                  cache, dtype):
-    n_trajectories = check_int("n_trajectories", n_trajectories, 1)
-    n_steps = check_int("n_steps", n_steps, 1)
-    dt = check_real("dt", dt, positive=True)
-    burn_in = check_int("burn_in", burn_in, 0)
-    lead_steps = check_int("lead_steps", lead_steps, 1)
-    if lead_steps >= n_steps:
-        raise ValueError(
-            f"lead_steps must be < n_steps={n_steps} so that every trajectory "
-            f"gives at least one (X, y) pair, got {lead_steps}."
-        )
-    if not isinstance(normalize, bool | np.bool_):
-        raise ValueError(f"normalize must be a bool, got {normalize!r}.")
-    if isinstance(cache, bool | np.bool_):
-        cache = bool(cache)
-    elif not (isinstance(cache, str) and cache == "auto"):
-        raise ValueError(f"cache must be True, False or 'auto', got {cache!r}.")
-    try:
-        dtype = np.dtype(dtype)
-    except TypeError:
-        raise ValueError(f"dtype must be float32 or float64, got {dtype!r}.") from None
-    if dtype not in (np.float32, np.float64):
-        raise ValueError(f"dtype must be float32 or float64, got {dtype!r}.")
-    return n_trajectories, n_steps, dt, burn_in, lead_steps, cache, dtype
+# The arguments every make_ function has, with what each may be.
+_COMMON_CONSTRAINTS = {
+    "n_trajectories": [Interval(Integral, 1, None, closed="left")],
+    "n_steps": [Interval(Integral, 1, None, closed="left")],
+    "dt": [Interval(Real, 0, None, closed="neither")],
+    "burn_in": [Interval(Integral, 0, None, closed="left")],
+    "lead_steps": [Interval(Integral, 1, None, closed="left")],
+    "normalize": ["boolean"],
+    "random_state": ["random_state"],
+    "dtype": [
+        Options(type, {np.float32, np.float64}),
+        Options(np.dtype, {np.dtype(np.float32), np.dtype(np.float64)}),
+        StrOptions({"float32", "float64"}),
+    ],
+    "cache": ["boolean", StrOptions({"auto"})],
+    "data_home": [str, os.PathLike, None],
+    "verbose": ["verbose"],
+}
 
 
-def _check_random_state(random_state):
-    try:
-        return check_random_state(random_state)
-    except ValueError as exc:
-        raise ValueError(f"random_state: {exc}") from None
+def _common(arguments):
+    """The common arguments among a make_ function's ``locals()``."""
+    return {name: arguments[name] for name in _COMMON_CONSTRAINTS}
 
 
 @functools.lru_cache(maxsize=1)
@@ -101,32 +98,34 @@ def _trajectories(system, params, x0, dt, burn_in, n_steps, dtype, cache,
                     numerics=_numerics_fingerprint(), verbose=verbose)
 
 
-def _normalized_pairs(trajectories, lead_steps, shift, scale):
-    """(X, y, groups) in the units of ``scale``, normalised in place."""
-    X, y, groups = pairs_from_trajectories(trajectories, lead_steps=lead_steps)
-    X -= shift.astype(X.dtype)
-    X /= scale.astype(X.dtype)
-    y /= scale.astype(y.dtype)
-    return X, y, groups
+def _make(system, params, center, spread, feature_names, descr, *, n_trajectories,
+          n_steps, dt, burn_in, lead_steps, normalize, random_state, dtype, cache,
+          data_home, verbose):
+    """Trajectories from initial states ``center + spread * N(0, I)``, paired.
 
-
-def _bunch(trajectories, dt, lead_steps, shift, scale, normalize, feature_names,
-           descr):
+    ``center`` and ``spread`` are also the shift and scale of the
+    normalisation: the climatology of the system.
+    """
+    if lead_steps >= n_steps:
+        raise ValueError(
+            f"lead_steps must be < n_steps={n_steps} so that every trajectory "
+            f"gives at least one (X, y) pair, got {lead_steps}."
+        )
+    rng = check_random_state(random_state)
+    x0 = center + spread * rng.standard_normal((n_trajectories, len(center)))
+    trajectories = _trajectories(system, params, x0, dt, burn_in, n_steps,
+                                 np.dtype(dtype), cache, data_home, verbose)
+    shift = np.array(center, dtype=np.float64)
+    scale = np.array(spread, dtype=np.float64)
     if not normalize:
         shift, scale = np.zeros_like(shift), np.ones_like(scale)
-    X, y, groups = _normalized_pairs(trajectories, lead_steps, shift, scale)
-    return Bunch(
-        trajectories=trajectories,
-        X=X,
-        y=y,
-        groups=groups,
-        dt=dt,
-        lead_steps=lead_steps,
-        shift=shift,
-        scale=scale,
-        feature_names=feature_names,
-        DESCR=descr,
-    )
+    X, y, groups = pairs_from_trajectories(trajectories, lead_steps=lead_steps)
+    # In place, to hold no more than X and y next to the trajectories.
+    X = normalize_states(X, shift, scale, copy=False)
+    y = normalize_states(y, 0.0, scale, copy=False)
+    return Bunch(trajectories=trajectories, X=X, y=y, groups=groups, dt=dt,
+                 lead_steps=lead_steps, shift=shift, scale=scale,
+                 feature_names=feature_names, DESCR=descr)
 
 
 _LORENZ63_DESCR = """\
@@ -149,20 +148,10 @@ target is the increment over 10 steps (0.1 model time units).
 """
 
 
-def make_lorenz63(
-    n_trajectories,
-    n_steps,
-    *,
-    dt=0.01,
-    burn_in=5000,
-    lead_steps=10,
-    normalize=True,
-    random_state=None,
-    dtype=np.float64,
-    cache="auto",
-    data_home=None,
-    verbose=False,
-):
+@validate_params(_COMMON_CONSTRAINTS, prefer_skip_nested_validation=True)
+def make_lorenz63(n_trajectories, n_steps, *, dt=0.01, burn_in=5000, lead_steps=10,
+                  normalize=True, random_state=None, dtype=np.float64,
+                  cache="auto", data_home=None, verbose=False):
     """Generate Lorenz 1963 trajectories and surrogate-learning pairs.
 
     Each trajectory starts from a random state spread around the attractor,
@@ -263,17 +252,8 @@ def make_lorenz63(
     ((4, 1000, 3), (3960, 3), (3960, 3))
     >>> splits = GroupKFold(n_splits=4).split(data.X, data.y, data.groups)
     """
-    n_trajectories, n_steps, dt, burn_in, lead_steps, cache, dtype = _check_common(
-        n_trajectories, n_steps, dt, burn_in, lead_steps, normalize, cache, dtype
-    )
-    rng = _check_random_state(random_state)
-    x0 = LORENZ63_SHIFT + LORENZ63_SCALE * rng.standard_normal((n_trajectories, 3))
-    trajectories = _trajectories(
-        "lorenz63", {}, x0, dt, burn_in, n_steps, dtype, cache, data_home, verbose
-    )
-    return _bunch(trajectories, dt, lead_steps, LORENZ63_SHIFT.copy(),
-                  LORENZ63_SCALE.copy(), normalize, ["x", "y", "z"],
-                  _LORENZ63_DESCR)
+    return _make("lorenz63", {}, LORENZ63_SHIFT, LORENZ63_SCALE, ["x", "y", "z"],
+                 _LORENZ63_DESCR, **_common(locals()))
 
 
 _LORENZ96_DESCR = """\
@@ -293,22 +273,17 @@ a burn-in from random initial states.
 """
 
 
-def make_lorenz96(
-    n_trajectories,
-    n_steps,
-    *,
-    n_dim=40,
-    forcing=8.0,
-    dt=0.01,
-    burn_in=5000,
-    lead_steps=10,
-    normalize=True,
-    random_state=None,
-    dtype=np.float64,
-    cache="auto",
-    data_home=None,
-    verbose=False,
-):
+@validate_params(
+    {
+        **_COMMON_CONSTRAINTS,
+        "n_dim": [Interval(Integral, 4, None, closed="left")],
+        "forcing": [Interval(Real, None, None, closed="neither")],
+    },
+    prefer_skip_nested_validation=True,
+)
+def make_lorenz96(n_trajectories, n_steps, *, n_dim=40, forcing=8.0, dt=0.01,
+                  burn_in=5000, lead_steps=10, normalize=True, random_state=None,
+                  dtype=np.float64, cache="auto", data_home=None, verbose=False):
     """Generate Lorenz 1996 trajectories and surrogate-learning pairs.
 
     As :func:`make_lorenz63`, for a ring of ``n_dim`` variables: random
@@ -372,22 +347,12 @@ def make_lorenz96(
     >>> data.X.shape
     (980, 40)
     """
-    n_trajectories, n_steps, dt, burn_in, lead_steps, cache, dtype = _check_common(
-        n_trajectories, n_steps, dt, burn_in, lead_steps, normalize, cache, dtype
-    )
-    n_dim = check_int("n_dim", n_dim, 4)
-    forcing = check_real("forcing", forcing)
-    rng = _check_random_state(random_state)
+    forcing = float(forcing)
     mean, std = _lorenz96_climatology(n_dim, forcing)
-    x0 = mean + std * rng.standard_normal((n_trajectories, n_dim))
-    trajectories = _trajectories(
-        "lorenz96", {"forcing": forcing}, x0, dt, burn_in, n_steps, dtype,
-        cache, data_home, verbose,
-    )
-    descr = _LORENZ96_DESCR.format(n_dim=n_dim, forcing=forcing)
-    return _bunch(trajectories, dt, lead_steps, np.full(n_dim, mean),
-                  np.full(n_dim, std), normalize,
-                  [f"x{i}" for i in range(n_dim)], descr)
+    return _make("lorenz96", {"forcing": forcing}, np.full(n_dim, mean),
+                 np.full(n_dim, std), [f"x{i}" for i in range(n_dim)],
+                 _LORENZ96_DESCR.format(n_dim=n_dim, forcing=forcing),
+                 **_common(locals()))
 
 
 def _measure_lorenz96_climatology(n_dim, forcing, *, n_trajectories=16,

@@ -1,10 +1,25 @@
 """One fixed-step fourth-order Runge-Kutta integrator for many trajectories."""
 
+from numbers import Integral, Real
+
 import numpy as np
+from sklearn.utils._param_validation import Interval, validate_params
 
-from ._validation import check_int, check_real
+from .._base import progress
 
 
+@validate_params(
+    {
+        "func": [callable],
+        "x0": ["array-like"],
+        "dt": [Interval(Real, None, None, closed="neither")],
+        "n_steps": [Interval(Integral, 0, None, closed="left")],
+        "return_trajectory": ["boolean"],
+        "dtype": "no_validation",
+        "verbose": ["verbose"],
+    },
+    prefer_skip_nested_validation=True,
+)
 def rk4(func, x0, dt, n_steps, *, return_trajectory=True, dtype=None,
         verbose=False):
     """Integrate ``dx/dt = func(x)`` with the classical Runge-Kutta scheme.
@@ -29,7 +44,7 @@ def rk4(func, x0, dt, n_steps, *, return_trajectory=True, dtype=None,
         Data type of the returned trajectory, float64 if None. The arithmetic is
         always float64; ``np.float32`` halves the memory of long runs.
     verbose : bool, default=False
-        Print progress every tenth of the steps.
+        Show the progress over the steps.
 
     Returns
     -------
@@ -54,27 +69,22 @@ def rk4(func, x0, dt, n_steps, *, return_trajectory=True, dtype=None,
     >>> path.shape
     (2, 101, 3)
     """
-    if not callable(func):
-        raise ValueError(f"func must be callable, got {func!r}.")
-    dt = check_real("dt", dt)
-    n_steps = check_int("n_steps", n_steps, 0)
     x = np.array(x0, dtype=np.float64)
-    if x.ndim == 0 or not np.all(np.isfinite(x)):
+    if not np.all(np.isfinite(x)):
         raise ValueError("x0 must be a finite array of shape (..., n_dim).")
     if return_trajectory:
         shape = x.shape[:-1] + (n_steps + 1, x.shape[-1])
         path = np.empty(shape, dtype=dtype or np.float64)
         path[..., 0, :] = x
     half, sixth = 0.5 * dt, dt / 6.0
-    report_every = max(n_steps // 10, 1)
-    for i in range(1, n_steps + 1):
-        k1 = func(x)
-        k2 = func(x + half * k1)
-        k3 = func(x + half * k2)
-        k4 = func(x + dt * k3)
-        x = x + sixth * (k1 + 2.0 * (k2 + k3) + k4)
-        if return_trajectory:
-            path[..., i, :] = x
-        if verbose and i % report_every == 0:
-            print(f"rk4: {i}/{n_steps} steps", flush=True)
+    with progress(n_steps, desc="rk4", verbose=verbose, unit="steps") as bar:
+        for i in range(1, n_steps + 1):
+            k1 = func(x)
+            k2 = func(x + half * k1)
+            k3 = func(x + half * k2)
+            k4 = func(x + dt * k3)
+            x = x + sixth * (k1 + 2.0 * (k2 + k3) + k4)
+            if return_trajectory:
+                path[..., i, :] = x
+            bar.update()
     return path if return_trajectory else x

@@ -1,9 +1,92 @@
-"""(X, y) pairs from trajectories: states and their increments some steps on."""
+"""From trajectories to a learning problem: normalised states and (X, y) pairs."""
 
-from numbers import Integral
+from numbers import Integral, Real
 
 import numpy as np
 from sklearn.utils._param_validation import Interval, validate_params
+
+
+def _float_array(array, name):
+    """``array`` as a float32 or float64 ndarray (float64 unless float32)."""
+    array = np.asarray(array)
+    if array.dtype in (np.float32, np.float64):
+        return array
+    try:
+        return array.astype(np.float64)
+    except (TypeError, ValueError):
+        message = f"{name} must hold numbers, got dtype {array.dtype}."
+        raise ValueError(message) from None
+
+
+def _per_feature(value, name, n_features):
+    """A finite float64 vector of ``n_features`` values (a scalar is repeated)."""
+    vector = _float_array(value, name).astype(np.float64, copy=False)
+    if vector.ndim > 1 or vector.size not in (1, n_features):
+        raise ValueError(
+            f"{name} must be a number or have shape ({n_features},), got shape "
+            f"{vector.shape}."
+        )
+    if not np.all(np.isfinite(vector)):
+        raise ValueError(f"{name} contains NaN or infinity.")
+    return np.broadcast_to(vector, (n_features,))
+
+
+@validate_params(
+    {
+        "states": ["array-like"],
+        "shift": [Real, "array-like"],
+        "scale": [Real, "array-like"],
+        "copy": ["boolean"],
+    },
+    prefer_skip_nested_validation=True,
+)
+def normalize_states(states, shift, scale, *, copy=True):
+    """States in normalised units: ``(states - shift) / scale``.
+
+    Parameters
+    ----------
+    states : array-like of shape (..., n_features)
+        States in model units, e.g. the ``trajectories`` of
+        :func:`make_lorenz63`; the last axis holds the variables.
+    shift : float or array-like of shape (n_features,)
+        Subtracted from each variable (``data.shift`` of a ``make_`` function).
+    scale : float or array-like of shape (n_features,)
+        Then each variable is divided by it (``data.scale``); positive.
+    copy : bool, default=True
+        If False and ``states`` is a float32 or float64 ndarray, normalise it
+        in place and return it.
+
+    Returns
+    -------
+    normalised : ndarray of the shape of ``states``
+        float32 if ``states`` is, else float64.
+
+    See Also
+    --------
+    make_lorenz63 : Its ``X`` is normalised like this (``normalize=True``).
+
+    Examples
+    --------
+    >>> from skdiffusion.datasets import make_lorenz63, normalize_states
+    >>> data = make_lorenz63(2, 100, random_state=0)
+    >>> states = normalize_states(data.trajectories, data.shift, data.scale)
+    >>> bool((states[:, :-10].reshape(-1, 3) == data.X).all())
+    True
+    """
+    in_place = not copy and isinstance(states, np.ndarray)
+    states = _float_array(states, "states")
+    if states.ndim == 0:
+        raise ValueError("states must have shape (..., n_features), got a scalar.")
+    n_features = states.shape[-1]
+    shift = _per_feature(shift, "shift", n_features)
+    scale = _per_feature(scale, "scale", n_features)
+    if np.any(scale <= 0):
+        raise ValueError(f"scale must be positive, got {scale}.")
+    # The arithmetic in the dtype of the states, so float32 stays float32.
+    normalised = states if in_place else states.copy()
+    normalised -= shift.astype(states.dtype)
+    normalised /= scale.astype(states.dtype)
+    return normalised
 
 
 def _as_trajectories(trajectories):
@@ -20,14 +103,7 @@ def _as_trajectories(trajectories):
         )
     paths = []
     for i, path in enumerate(trajectories):
-        path = np.asarray(path)
-        if path.dtype not in (np.float32, np.float64):
-            try:
-                path = path.astype(np.float64)
-            except (TypeError, ValueError):
-                raise ValueError(
-                    f"trajectories[{i}] must hold numbers, got dtype {path.dtype}."
-                ) from None
+        path = _float_array(path, f"trajectories[{i}]")
         if path.ndim != 2 or path.shape[1] == 0:
             raise ValueError(
                 f"trajectories[{i}] must have shape (n_steps, n_features), got "
