@@ -1,23 +1,19 @@
 """Ridge regression whose normal equations are accumulated chunk by chunk."""
 
-import copy
 import math
+import sys
 import warnings
 from numbers import Integral, Real
 
 import numpy as np
 from scipy import linalg
 from scipy.linalg import blas
-from sklearn.base import (
-    BaseEstimator,
-    MultiOutputMixin,
-    RegressorMixin,
-    _fit_context,
-    clone,
-)
-from sklearn.utils import check_random_state, gen_batches
+from sklearn.base import BaseEstimator, MultiOutputMixin, RegressorMixin, clone
+from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import HasMethods, Interval
 from sklearn.utils.validation import check_is_fitted, validate_data
+
+from ._base import fit_context, progress, row_chunks
 
 __all__ = ["StreamingRidge", "StreamingRidgeCV"]
 
@@ -25,21 +21,35 @@ __all__ = ["StreamingRidge", "StreamingRidgeCV"]
 class _NormalEquations:
     """Sums that define a least-squares problem, accumulated in float64.
 
-    Rows are shifted by the mean of the first chunk before the products are
-    taken, so that centring at the end does not subtract two large numbers.
-    Only the upper triangle of ``gram`` is kept (``dsyrk`` halves the work).
+    Rows are shifted before the products are taken (by the mean of the first
+    chunk, see :meth:`centred_on`), so that centring at the end does not
+    subtract two large numbers. Only the upper triangle of ``gram`` is kept
+    (``dsyrk`` halves the work). ``update`` adds rows in place, so it is only
+    called on equations the running ``fit`` created; ``a + b`` builds new
+    arrays, which leaves the equations of a fitted estimator untouched.
     """
 
-    def __init__(self, features, targets, center):
+    def __init__(self, shift_x, shift_y):
         self.n_samples = 0
-        self.shift_x = features.mean(axis=0) if center else np.zeros(features.shape[1])
-        self.shift_y = targets.mean(axis=0) if center else np.zeros(targets.shape[1])
-        self.sum_x = np.zeros(features.shape[1])
-        self.sum_y = np.zeros(targets.shape[1])
-        self.gram = np.zeros((features.shape[1], features.shape[1]), order="F")
-        self.cross = np.zeros((features.shape[1], targets.shape[1]))
+        self.shift_x, self.shift_y = shift_x, shift_y
+        self.sum_x = np.zeros(len(shift_x))
+        self.sum_y = np.zeros(len(shift_y))
+        self.gram = np.zeros((len(shift_x), len(shift_x)), order="F")
+        self.cross = np.zeros((len(shift_x), len(shift_y)))
+
+    @classmethod
+    def centred_on(cls, features, targets, center):
+        """Empty equations shifted by the mean of these rows (or by 0)."""
+        if center:
+            return cls(features.mean(axis=0), targets.mean(axis=0))
+        return cls(np.zeros(features.shape[1]), np.zeros(targets.shape[1]))
+
+    def empty_like(self):
+        """Empty equations with the same shifts, so that they can be added."""
+        return type(self)(self.shift_x, self.shift_y)
 
     def update(self, features, targets):
+        """Add rows to these equations, in place."""
         if len(features) == 0:
             return
         features = np.asarray(features, dtype=np.float64) - self.shift_x
@@ -53,14 +63,15 @@ class _NormalEquations:
         )
         self.cross += features.T @ targets
 
-    def add(self, other):
-        """Add the sums of ``other`` (same shifts) to these, in place."""
-        self.n_samples += other.n_samples
-        self.sum_x += other.sum_x
-        self.sum_y += other.sum_y
-        self.gram += other.gram
-        self.cross += other.cross
-        return self
+    def __add__(self, other):
+        """The equations of the rows of both (same shifts), in new arrays."""
+        total = self.empty_like()
+        total.n_samples = self.n_samples + other.n_samples
+        total.sum_x = self.sum_x + other.sum_x
+        total.sum_y = self.sum_y + other.sum_y
+        total.gram = np.asfortranarray(self.gram + other.gram)
+        total.cross = self.cross + other.cross
+        return total
 
     def _system(self, fit_intercept, standardize):
         """Return (gram, cross, scale, mean_x, mean_y) of the penalised problem."""
@@ -137,18 +148,10 @@ class _NormalEquations:
 class _StreamingRidgeBase(MultiOutputMixin, RegressorMixin, BaseEstimator):
     """Chunked transform, accumulation and prediction shared by the ridges."""
 
-    def _features(self, transformer, X):
-        return X if transformer is None else transformer.transform(X)
-
-    def _validate_xy(self, X, y, reset=True):
+    def _validate_xy(self, X, y, reset):
+        dtype = [np.float64, np.float32]
         return validate_data(
-            self,
-            X,
-            y,
-            reset=reset,
-            multi_output=True,
-            y_numeric=True,
-            dtype=[np.float64, np.float32],
+            self, X, y, reset=reset, multi_output=True, y_numeric=True, dtype=dtype
         )
 
     def _fit_transformer(self, X, y):
@@ -156,21 +159,46 @@ class _StreamingRidgeBase(MultiOutputMixin, RegressorMixin, BaseEstimator):
             return None
         return clone(self.transformer).fit(X, y)
 
-    def _chunks(self, transformer, X, progress=True):
-        """Yield (rows, features) over chunks of ``chunk_size`` rows of X."""
-        batches = list(gen_batches(len(X), self.chunk_size))
-        for i, batch in enumerate(batches, 1):
-            yield batch, self._features(transformer, X[batch])
-            if progress and self.verbose and (i % max(1, len(batches) // 10) == 0):
-                print(f"{type(self).__name__}: chunk {i}/{len(batches)}")
+    def _chunks(self, transformer, X, desc=None):
+        """Yield (rows, features) over chunks of ``chunk_size`` rows of X.
 
-    def _accumulate(self, transformer, equations, X, Y):
-        """Add the rows of (X, Y) to the equations, chunk by chunk."""
-        for batch, features in self._chunks(transformer, X):
-            if equations is None:
-                equations = _NormalEquations(features, Y[batch], self.fit_intercept)
-            equations.update(features, Y[batch])
-        return equations
+        With ``desc``, the progress over chunks is shown when ``verbose``.
+        """
+        n_chunks = -(-len(X) // self.chunk_size)
+        verbose = self.verbose if desc else False
+        with progress(n_chunks, desc=desc, verbose=verbose, unit="chunk") as bar:
+            for rows in row_chunks(len(X), self.chunk_size):
+                features = X[rows]
+                if transformer is not None:
+                    features = transformer.transform(features)
+                yield rows, features
+                bar.update()
+
+    def _accumulate(self, transformer, X, Y, *, like=None, held_out=None):
+        """Normal equations of the rows of (X, Y), accumulated chunk by chunk.
+
+        They are shifted like the equations ``like`` if given (so that the
+        two can be added), else by the mean of the first chunk. Returns
+        ``(kept, validation)``: with a boolean mask ``held_out`` the
+        equations of the other rows and of the held-out rows (both with the
+        same shift), else those of all rows and None.
+        """
+        kept = validation = None
+        desc = f"{type(self).__name__}.fit"
+        for rows, features in self._chunks(transformer, X, desc):
+            if kept is None:
+                if like is None:
+                    like = _NormalEquations.centred_on(
+                        features, Y[rows], self.fit_intercept
+                    )
+                kept, validation = like.empty_like(), like.empty_like()
+            if held_out is None:
+                kept.update(features, Y[rows])
+            else:
+                mask = held_out[rows]
+                kept.update(features[~mask], Y[rows][~mask])
+                validation.update(features[mask], Y[rows][mask])
+        return kept, (None if held_out is None else validation)
 
     def _set_solution(self, transformer, n_samples, y_ndim, coef, intercept):
         self.transformer_ = transformer
@@ -187,19 +215,20 @@ class _StreamingRidgeBase(MultiOutputMixin, RegressorMixin, BaseEstimator):
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
-            Data.
+            Data, as in fit: the transformer's input (or the features).
 
         Returns
         -------
         y_pred : ndarray of shape (n_samples,) or (n_samples, n_targets)
-            Predictions, with the dimensions of the ``y`` seen in fit.
+            ``features @ coef_.T + intercept_``, with the dimensions of the
+            ``y`` seen in fit.
         """
         check_is_fitted(self)
         X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
         coef = np.reshape(self.coef_, (-1, np.shape(self.coef_)[-1]))
         y_pred = np.empty((len(X), len(coef)))
-        for batch, features in self._chunks(self.transformer_, X, progress=False):
-            y_pred[batch] = features @ coef.T
+        for rows, features in self._chunks(self.transformer_, X):
+            y_pred[rows] = features @ coef.T
         y_pred += self.intercept_
         return y_pred[:, 0] if self._y_ndim == 1 else y_pred
 
@@ -254,7 +283,7 @@ class StreamingRidge(_StreamingRidgeBase):
     n_samples_seen_ : int
         Number of rows accumulated so far.
     n_features_in_ : int
-        Number of features seen during fit.
+        Number of columns of ``X`` (the transformer's input) seen during fit.
     feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Names of features seen during fit, when ``X`` has string column names.
 
@@ -299,16 +328,8 @@ class StreamingRidge(_StreamingRidgeBase):
         "verbose": ["verbose"],
     }
 
-    def __init__(
-        self,
-        alpha=1.0,
-        *,
-        transformer=None,
-        chunk_size=4096,
-        fit_intercept=True,
-        standardize=False,
-        verbose=False,
-    ):
+    def __init__(self, alpha=1.0, *, transformer=None, chunk_size=4096,
+                 fit_intercept=True, standardize=False, verbose=False):
         self.alpha = alpha
         self.transformer = transformer
         self.chunk_size = chunk_size
@@ -320,14 +341,12 @@ class StreamingRidge(_StreamingRidgeBase):
         coef, intercept = equations.solve(
             self.alpha, self.fit_intercept, self.standardize
         )
-        # kept for partial_fit, which adds to them
+        # kept for partial_fit, which adds the next batch to them
         self._equations = equations
         self._set_solution(transformer, equations.n_samples, y_ndim, coef, intercept)
 
-    @_fit_context(
-        # The transformer's parameters are validated by its own fit.
-        prefer_skip_nested_validation=False
-    )
+    # The transformer's parameters are validated by its own fit.
+    @fit_context(prefer_skip_nested_validation=False)
     def fit(self, X, y):
         """Fit the ridge regression, accumulating over chunks of ``X``.
 
@@ -341,18 +360,20 @@ class StreamingRidge(_StreamingRidgeBase):
         Returns
         -------
         self : StreamingRidge
-            The fitted estimator.
+            The fitted estimator; unchanged if the fit raises.
         """
-        X, y = self._validate_xy(X, y)
+        X, y = self._validate_xy(X, y, reset=True)
         transformer = self._fit_transformer(X, y)
-        Y = y.reshape(len(y), -1)
-        equations = self._accumulate(transformer, None, X, Y)
+        equations, _ = self._accumulate(transformer, X, y.reshape(len(y), -1))
         self._solve(transformer, equations, y.ndim)
         return self
 
-    @_fit_context(prefer_skip_nested_validation=False)
+    @fit_context(prefer_skip_nested_validation=False)
     def partial_fit(self, X, y):
         """Add a batch of samples to the normal equations and solve again.
+
+        The batch is accumulated into new arrays and added to the earlier
+        batches' sums, so a batch that fails leaves the estimator as it was.
 
         Parameters
         ----------
@@ -370,17 +391,16 @@ class StreamingRidge(_StreamingRidgeBase):
         X, y = self._validate_xy(X, y, reset=first_call)
         Y = y.reshape(len(y), -1)
         if first_call:
-            transformer, equations = self._fit_transformer(X, y), None
+            transformer, previous = self._fit_transformer(X, y), None
         else:
-            transformer, equations = self.transformer_, self._equations
-            if y.ndim != self._y_ndim or Y.shape[1] != equations.sum_y.shape[0]:
+            transformer, previous = self.transformer_, self._equations
+            if y.ndim != self._y_ndim or Y.shape[1] != len(previous.sum_y):
                 raise ValueError(
                     f"y has shape {y.shape} but earlier batches had "
-                    f"{equations.sum_y.shape[0]} target(s) with ndim {self._y_ndim}."
+                    f"{len(previous.sum_y)} target(s) with ndim {self._y_ndim}."
                 )
-            # Work on a copy, so that a failing batch leaves self unchanged.
-            equations = copy.deepcopy(equations)
-        equations = self._accumulate(transformer, equations, X, Y)
+        batch, _ = self._accumulate(transformer, X, Y, like=previous)
+        equations = batch if previous is None else previous + batch
         self._solve(transformer, equations, y.ndim)
         return self
 
@@ -435,7 +455,7 @@ class StreamingRidgeCV(_StreamingRidgeBase):
     n_samples_seen_ : int
         Number of rows fitted (held-out rows included).
     n_features_in_ : int
-        Number of features seen during fit.
+        Number of columns of ``X`` seen during fit.
     feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Names of features seen during fit, when ``X`` has string column names.
 
@@ -485,18 +505,10 @@ class StreamingRidgeCV(_StreamingRidgeBase):
         "verbose": ["verbose"],
     }
 
-    def __init__(
-        self,
-        alphas=tuple(10.0**k for k in range(-10, 3)),
-        *,
-        transformer=None,
-        validation_fraction=0.1,
-        chunk_size=4096,
-        fit_intercept=True,
-        standardize=False,
-        random_state=None,
-        verbose=False,
-    ):
+    def __init__(self, alphas=tuple(10.0**k for k in range(-10, 3)), *,
+                 transformer=None, validation_fraction=0.1, chunk_size=4096,
+                 fit_intercept=True, standardize=False, random_state=None,
+                 verbose=False):
         self.alphas = alphas
         self.transformer = transformer
         self.validation_fraction = validation_fraction
@@ -529,59 +541,52 @@ class StreamingRidgeCV(_StreamingRidgeBase):
         mask[rng.choice(n_samples, n_held_out, replace=False)] = True
         return mask
 
-    def _accumulate_split(self, transformer, X, Y, held_out):
-        """Normal equations of the fitted rows and of the held-out rows."""
-        fitted = validation = None
-        for batch, features in self._chunks(transformer, X):
-            if fitted is None:  # both share the shift of the first chunk
-                fitted = _NormalEquations(features, Y[batch], self.fit_intercept)
-                validation = copy.deepcopy(fitted)
-            mask = held_out[batch]
-            fitted.update(features[~mask], Y[batch][~mask])
-            validation.update(features[mask], Y[batch][mask])
-        return fitted, validation
-
     def _validation_mse(self, transformer, path, X, Y):
         """Mean squared error of each (coef, intercept) of path on (X, Y)."""
         coefs = np.hstack([coef for coef, _ in path])
         intercepts = np.concatenate([intercept for _, intercept in path])
         squared = np.zeros(len(path) * Y.shape[1])
-        for batch, features in self._chunks(transformer, X, progress=False):
-            error = features @ coefs + intercepts - np.tile(Y[batch], len(path))
+        for rows, features in self._chunks(transformer, X):
+            error = features @ coefs + intercepts - np.tile(Y[rows], len(path))
             squared += np.einsum("ij,ij->j", error, error)
         return squared.reshape(len(path), -1).mean(axis=1) / len(X)
 
-    @_fit_context(prefer_skip_nested_validation=False)
+    @fit_context(prefer_skip_nested_validation=False)
     def fit(self, X, y):
         """Choose the penalty on held-out rows, then fit on all rows.
 
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
-            Training data (the transformer's input).
+            Training data (the transformer's input); ``validation_fraction``
+            of its rows are held out to score the penalties.
         y : array-like of shape (n_samples,) or (n_samples, n_targets)
             Targets, finite.
 
         Returns
         -------
         self : StreamingRidgeCV
-            The fitted estimator.
+            The estimator refitted with the chosen ``alpha_``; unchanged if
+            the fit raises.
         """
         alphas = self._check_alphas()
-        X, y = self._validate_xy(X, y)
+        X, y = self._validate_xy(X, y, reset=True)
         held_out = self._held_out(len(X))
         transformer = self._fit_transformer(X, y)
         Y = y.reshape(len(y), -1)
-        fitted, validation = self._accumulate_split(transformer, X, Y, held_out)
-        path = fitted.solve_path(alphas, self.fit_intercept, self.standardize)
+        kept, validation = self._accumulate(transformer, X, Y, held_out=held_out)
+        path = kept.solve_path(alphas, self.fit_intercept, self.standardize)
         mse = self._validation_mse(transformer, path, X[held_out], Y[held_out])
         # ties go to the larger penalty
         order = np.argsort(-alphas, kind="stable")
         best = order[np.argmin(mse[order])]
         if self.verbose:
             for alpha, error in zip(alphas, mse, strict=True):
-                print(f"StreamingRidgeCV: alpha {alpha:.1e} validation MSE {error:.4e}")
-        equations = fitted.add(validation)
+                print(
+                    f"StreamingRidgeCV: alpha {alpha:.1e} validation MSE {error:.4e}",
+                    file=sys.stderr,
+                )
+        equations = kept + validation
         [(coef, intercept)] = equations.solve_path(
             [alphas[best]], self.fit_intercept, self.standardize
         )

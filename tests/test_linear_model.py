@@ -3,14 +3,15 @@ import numpy as np
 import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 from scipy.linalg import LinAlgWarning
+from sklearn.base import clone
 from sklearn.frozen import FrozenEstimator
 from sklearn.linear_model import Ridge
 from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
+from sklearn.preprocessing import FunctionTransformer, StandardScaler
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from skdiffusion import RFFFeaturizer
-from skdiffusion.linear_model import StreamingRidge
+from skdiffusion.linear_model import StreamingRidge, StreamingRidgeCV
 
 
 def regression(n_samples=500, n_features=6, n_targets=None, seed=0):
@@ -125,6 +126,71 @@ def test_failing_partial_fit_leaves_the_estimator_unchanged():
     assert not np.allclose(model.coef_, coef)
 
 
+def fails_on_huge_rows(X):
+    """A feature map that raises on rows beyond 1e6, e.g. in a late chunk."""
+    if np.any(np.abs(X) > 1e6):
+        raise ValueError("huge row")
+    return X
+
+
+def failed_refits(frame, y):
+    """(X, y) of refits that fail, each after some part of fit has run."""
+    nan_y = y.copy()
+    nan_y[-1] = np.nan
+    huge = frame.copy()
+    huge.iloc[-1, -1] = 1e9  # passes validation, fails in the last chunk
+    renamed = frame.set_axis([f"other{i}" for i in range(frame.shape[1])], axis=1)
+    return {
+        "other width, NaN in y": (frame.iloc[:, :-1], nan_y),
+        "other column names, NaN in y": (renamed, nan_y),
+        "other width, fails in the last chunk": (huge.iloc[:, 1:], y),
+        "fails in the last chunk": (huge, y),
+    }
+
+
+RIDGES = {
+    "StreamingRidge": StreamingRidge(
+        transformer=FunctionTransformer(fails_on_huge_rows), chunk_size=64
+    ),
+    "StreamingRidgeCV": StreamingRidgeCV(
+        transformer=FunctionTransformer(fails_on_huge_rows), chunk_size=64,
+        random_state=0,
+    ),
+}
+
+
+@pytest.mark.parametrize("name", RIDGES)
+@pytest.mark.parametrize("method", ["fit", "partial_fit"])
+def test_a_failed_refit_leaves_every_fitted_attribute_as_it_was(name, method):
+    pd = pytest.importorskip("pandas")
+    if method == "partial_fit" and name == "StreamingRidgeCV":
+        pytest.skip("StreamingRidgeCV has no partial_fit")
+    X, y = regression()
+    frame = pd.DataFrame(X, columns=[f"x{i}" for i in range(X.shape[1])])
+    model = getattr(clone(RIDGES[name]), method)(frame, y)
+    prediction, names = model.predict(frame), model.feature_names_in_.copy()
+    for case, (X_bad, y_bad) in failed_refits(frame, y).items():
+        with pytest.raises(ValueError, match="NaN|huge row|feature"):
+            getattr(model, method)(X_bad, y_bad)
+        assert_array_equal(model.predict(frame), prediction, err_msg=case)
+        assert model.n_features_in_ == X.shape[1], case
+        assert_array_equal(model.feature_names_in_, names, err_msg=case)
+        assert model.n_samples_seen_ == len(X), case
+
+
+def test_partial_fit_after_a_batch_failed_half_way_counts_only_good_batches():
+    X, y = regression()
+    model = StreamingRidge(
+        transformer=FunctionTransformer(fails_on_huge_rows), chunk_size=50
+    ).partial_fit(X[:200], y[:200])
+    bad = X[200:].copy()
+    bad[-1, 0] = 1e9  # the earlier chunks of this batch were accumulated
+    with pytest.raises(ValueError, match="huge row"):
+        model.partial_fit(bad, y[200:])
+    model.partial_fit(X[200:], y[200:])
+    assert_allclose(model.coef_, StreamingRidge().fit(X, y).coef_, rtol=1e-9)
+
+
 def test_singular_system_falls_back_to_least_squares():
     X, y = regression()
     X = np.c_[X, X[:, 0]]  # a repeated column
@@ -136,9 +202,12 @@ def test_singular_system_falls_back_to_least_squares():
 def test_verbose_reports_chunks(capsys):
     X, y = regression()
     StreamingRidge(chunk_size=100).fit(X, y)
-    assert capsys.readouterr().out == ""
-    StreamingRidge(chunk_size=100, verbose=True).fit(X, y)
-    assert "chunk 5/5" in capsys.readouterr().out
+    assert capsys.readouterr() == ("", "")
+    model = StreamingRidge(chunk_size=100, verbose=True).fit(X, y)
+    out, err = capsys.readouterr()
+    assert out == "" and "StreamingRidge.fit: 5/5 chunk" in err
+    model.predict(X)  # prediction is quiet
+    assert capsys.readouterr() == ("", "")
 
 
 def test_joblib_round_trip(tmp_path):

@@ -123,12 +123,12 @@ def test_zero_penalty_with_collinear_features_is_least_squares():
 def test_verbose_reports_each_penalty(capsys):
     X, y = regression()
     StreamingRidgeCV((1e-3, 1.0), random_state=0).fit(X, y)
-    assert capsys.readouterr().out == ""
+    assert capsys.readouterr() == ("", "")
     StreamingRidgeCV((1e-3, 1.0), chunk_size=100, verbose=True).fit(X, y)
-    out = capsys.readouterr().out
-    assert "chunk 4/4" in out
-    assert "alpha 1.0e-03 validation MSE" in out
-    assert "alpha 1.0e+00 validation MSE" in out
+    out, err = capsys.readouterr()
+    assert out == "" and "StreamingRidgeCV.fit: 4/4 chunk" in err
+    assert "alpha 1.0e-03 validation MSE" in err
+    assert "alpha 1.0e+00 validation MSE" in err
 
 
 def test_joblib_round_trip(tmp_path):
