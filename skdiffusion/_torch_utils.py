@@ -1,15 +1,26 @@
-"""Torch plumbing shared by the estimators: device, seeds, CPU-only state.
+"""Torch plumbing shared by the estimators: device, seeds, data, CPU-only state.
 
 The estimators keep torch inside: they take and return numpy arrays, choose
 their device with ``device="auto"``, draw every random number from
-``random_state``, and pickle to a state that loads on a machine without a GPU.
-These helpers do those four things the same way everywhere; see
-``notes/torch_utils.md`` for how an estimator uses them.
+``random_state``, standardise their data the same way, train with
+:func:`skdiffusion.engine.train`, and pickle to a state that loads on a
+machine without a GPU. These helpers do those things the same way
+everywhere: an estimator's ``fit`` resolves the device, draws its initial
+weights with :func:`seeded_module`, standardises with :func:`mean_and_scale`
+and :func:`standardized_tensor`, trains with a generator from
+:func:`training_generator`, and reports the end of training with
+:func:`warn_training_end`.
 """
+
+import warnings
 
 import numpy as np
 import torch
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.preprocessing import StandardScaler
 from sklearn.utils import check_random_state
+
+from .engine import TrainingHistory
 
 # Use in an estimator's ``_parameter_constraints``: "auto", "cpu", "cuda:1", or
 # a torch.device; the string itself is checked by resolve_device at fit time.
@@ -133,27 +144,102 @@ def from_numpy_state(state, device="cpu"):
     }
 
 
-def to_cpu(obj):
-    """Return ``obj`` with every tensor in it (nested dicts, lists, tuples) on CPU.
+def continued_history(estimator, warm):
+    """The engine's history to start a fit from: empty, or the fitted curves.
 
-    Use it on an optimiser's ``state_dict()`` before storing it in a fitted
-    attribute; ``optimizer.load_state_dict`` moves the tensors back to the
-    parameters' device.
-
-    Parameters
-    ----------
-    obj : object
-        A tensor, or a container of tensors and plain values.
-
-    Returns
-    -------
-    obj : object
-        The same structure; tensors are detached CPU copies.
+    With `warm`, the new call appends to ``loss_curve_`` and
+    ``validation_scores_`` and counts its steps on from ``n_iter_``.
     """
-    if isinstance(obj, torch.Tensor):
-        return obj.detach().to("cpu", copy=True)
-    if isinstance(obj, dict):
-        return {key: to_cpu(value) for key, value in obj.items()}
-    if isinstance(obj, list | tuple):
-        return type(obj)(to_cpu(value) for value in obj)
-    return obj
+    if not warm:
+        return TrainingHistory()
+    return TrainingHistory(
+        loss_curve=list(estimator.loss_curve_),
+        validation_scores=list(estimator.validation_scores_ or []),
+        n_iter=estimator.n_iter_,
+    )
+
+
+def mean_and_scale(A):
+    """Column means and standard deviations of `A` (1 where a column is constant).
+
+    :class:`~sklearn.preprocessing.StandardScaler`'s statistics, in float64.
+    """
+    scaler = StandardScaler().fit(A)
+    return scaler.mean_, scaler.scale_
+
+
+def standardized_tensor(A, mean, scale, device):
+    """Return float32 ``(A - mean) / scale`` on ``device`` as a new tensor."""
+    if A.dtype == np.float64:
+        # Subtract in float64 first: offsets must not eat float32 precision.
+        return torch.from_numpy(((A - mean) / scale).astype(np.float32)).to(device)
+    tensor = torch.tensor(A, dtype=torch.float32, device=device)
+    tensor -= torch.as_tensor(mean, dtype=torch.float32, device=device)
+    tensor /= torch.as_tensor(scale, dtype=torch.float32, device=device)
+    return tensor
+
+
+def seeded_module(build, random_state):
+    """``build()`` with its initial weights drawn from `random_state`.
+
+    torch's global generator is left as it was.
+    """
+    seed = torch_seed(random_state)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return build()
+
+
+def training_generator(random_state, device, n_iter):
+    """The generator of a fit's randomness, on the training `device`.
+
+    Offset by the steps already taken, so that a warm-started fit with the
+    same int ``random_state`` draws new batches and noise, not the first
+    call's again.
+    """
+    generator = torch.Generator(device=device)
+    generator.manual_seed((torch_seed(random_state) + n_iter) % 2**63)
+    return generator
+
+
+def split_rows(n_rows, fraction, rng):
+    """Random training and validation row indices; validation gets `fraction`.
+
+    Raises a ValueError when either part would be empty.
+    """
+    n_val = round(fraction * n_rows)
+    if not 0 < n_val < n_rows:
+        raise ValueError(
+            f"validation_fraction={fraction} leaves no training or no "
+            f"validation row out of {n_rows}."
+        )
+    order = rng.permutation(n_rows)
+    return np.sort(order[n_val:]), np.sort(order[:n_val])
+
+
+def warn_training_end(estimator, history):
+    """The warnings at the end of a fit: interrupted, or not converged.
+
+    "Not converged" is only said when a stopping rule was set
+    (``n_iter_no_change``) and training ran all ``max_iter`` steps.
+    """
+    name = type(estimator).__name__
+    if history.interrupted:
+        warnings.warn(
+            f"{name}: training was interrupted after {history.n_iter} steps in "
+            "all; the weights reached are kept. Call fit again with "
+            "warm_start=True to continue.",
+            UserWarning,
+            stacklevel=5,  # the caller of fit, past the two fit decorators
+        )
+    elif (
+        estimator.n_iter_no_change is not None
+        and not history.stopped_early
+        and estimator.max_iter > 0
+    ):
+        warnings.warn(
+            f"{name}: maximum iterations ({estimator.max_iter} steps) reached "
+            "and the optimization hasn't converged yet.",
+            ConvergenceWarning,
+            stacklevel=5,
+        )

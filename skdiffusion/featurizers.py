@@ -1,7 +1,6 @@
 """Feature maps of states: learned diffusion features and random Fourier features."""
 
 import math
-import warnings
 from numbers import Integral, Real
 
 import numpy as np
@@ -10,14 +9,9 @@ from sklearn.base import (
     BaseEstimator,
     ClassNamePrefixFeaturesOutMixin,
     TransformerMixin,
-    _fit_context,
 )
 from sklearn.utils import check_random_state
-from sklearn.utils._param_validation import (
-    Interval,
-    StrOptions,
-    validate_parameter_constraints,
-)
+from sklearn.utils._param_validation import Interval, StrOptions, validate_params
 from sklearn.utils.validation import (
     _check_feature_names_in,
     check_is_fitted,
@@ -25,14 +19,20 @@ from sklearn.utils.validation import (
 )
 
 from . import diffusion
+from ._base import fit_context, row_chunks
 from ._torch_utils import (
     DEVICE_CONSTRAINT,
+    continued_history,
     from_numpy_state,
+    mean_and_scale,
     resolve_device,
-    to_cpu,
+    seeded_module,
+    split_rows,
+    standardized_tensor,
     to_numpy_state,
     torch_generator,
-    torch_seed,
+    training_generator,
+    warn_training_end,
 )
 from .diffusion import T_SAMPLINGS
 
@@ -128,6 +128,7 @@ class RFFFeaturizer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
         self.wavelength = wavelength
         self.random_state = random_state
 
+    @fit_context()
     def fit(self, X, y=None):
         """Draw the random frequencies for the number of features of ``X``.
 
@@ -143,7 +144,6 @@ class RFFFeaturizer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
         self : RFFFeaturizer
             The fitted featurizer.
         """
-        self._validate_params()
         X = validate_data(self, X, dtype=[np.float64, np.float32])
         rng = check_random_state(self.random_state)
         n_frequencies = (self.n_components + 1) // 2
@@ -172,7 +172,7 @@ class RFFFeaturizer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
         weights = self.random_weights_.astype(X.dtype)
         out = np.empty((X.shape[0], self.n_components), dtype=X.dtype)
         rows = max(1, self._CHUNK_SIZE // self.n_components)
-        for batch in _row_chunks(X.shape[0], rows):
+        for batch in row_chunks(X.shape[0], rows):
             self._fill(X[batch], weights, out[batch])
         return out
 
@@ -226,9 +226,17 @@ _SAMPLE_CHUNK = 65536
 _SCORE_SEED = 0
 
 
-def _row_chunks(n_rows, size):
-    for start in range(0, n_rows, size):
-        yield slice(start, min(start + size, n_rows))
+# Parameters that shape the fitted network (or how its output is read):
+# changing one after fit needs a refit, and using the network says so.
+_NETWORK_PARAMS = (
+    "n_hidden",
+    "n_blocks",
+    "time_embedding_dim",
+    "activation",
+    "schedule",
+    "n_diffusion_steps",
+    "parameterization",
+)
 
 
 class DiffusionFeaturizer(TransformerMixin, BaseEstimator):
@@ -506,7 +514,7 @@ class DiffusionFeaturizer(TransformerMixin, BaseEstimator):
         self.random_state = random_state
         self.warm_start = warm_start
 
-    @_fit_context(prefer_skip_nested_validation=True)
+    @fit_context()
     def fit(self, X, y=None):
         """Standardise the states and train the denoiser on them.
 
@@ -524,7 +532,7 @@ class DiffusionFeaturizer(TransformerMixin, BaseEstimator):
 
         Raises
         ------
-        skdiffusion.diffusion.TrainingDivergedError
+        skdiffusion.engine.TrainingDivergedError
             If the training loss diverges (a ``ValueError``); the featurizer
             is then left as it was before the call.
 
@@ -534,198 +542,121 @@ class DiffusionFeaturizer(TransformerMixin, BaseEstimator):
             If training is interrupted (KeyboardInterrupt); the featurizer is
             fitted with the weights trained so far.
         """
-        before = self.__dict__.copy()
-        try:
-            self._fit(X)
-        except BaseException:
-            # a failed fit must not leave a half-fitted estimator behind
-            self.__dict__.clear()
-            self.__dict__.update(before)
-            raise
-        return self
-
-    def _fit(self, X):
         continuing = self.warm_start and hasattr(self, "network_state_")
+        if continuing:
+            self._check_network("fit with warm_start=True")
         X = validate_data(
             self, X, dtype=[np.float64, np.float32], reset=not continuing
         )
-        feature_times = self._check_feature_times()
+        check_feature_times(self.feature_times, self.n_diffusion_steps)
         device = resolve_device(self.device)
         rng = check_random_state(self.random_state)
+        mean, scale = (self.mean_, self.scale_) if continuing else mean_and_scale(X)
+        model = seeded_module(lambda: self._new_network(X.shape[1]), rng)
         if continuing:
-            if self.activation != self.activation_:
-                raise ValueError(
-                    "warm_start=True needs the network of the previous fit, "
-                    f"whose activation is {self.activation_!r}, not "
-                    f"{self.activation!r}. Set warm_start=False to train a new "
-                    "network."
-                )
-            mean, scale = self.mean_, self.scale_
-        else:
-            mean = X.mean(axis=0, dtype=np.float64)
-            scale = X.std(axis=0, dtype=np.float64)
-            scale[scale == 0.0] = 1.0
-        model = self._build_model(
-            X.shape[1],
-            device,
-            self.activation,
-            init_seed=torch_seed(rng),
-            state=self.network_state_ if continuing else None,
-        )
-        X_train, X_val = self._split(self._standardise(X, mean, scale, device), rng)
-        history = diffusion.TrainingHistory()
-        if continuing:
-            history.loss_curve = list(self.loss_curve_)
-            history.validation_scores = list(self.validation_scores_ or [])
-            history.n_iter = self.n_iter_
-        # offset by the steps taken so far, so a continued run draws new noise
-        generator = torch.Generator().manual_seed(
-            (torch_seed(rng) + history.n_iter) % 2**63
-        )
-        try:
-            diffusion.train_denoiser(
-                model,
-                X_train,
-                schedule=self._schedule(),
-                parameterization=self.parameterization,
-                n_iter=self.max_iter,
-                batch_size=self.batch_size,
-                learning_rate=self.learning_rate,
-                lr_schedule=self.lr_schedule,
-                warmup_iters=self.warmup_iter,
-                t_sampling=self.t_sampling,
-                ema_decay=self.ema_decay,
-                X_val=X_val,
-                eval_every=self.eval_every,
-                patience=self.n_iter_no_change,
-                tol=self.tol,
-                generator=generator,
-                verbose=self.verbose,
-                optimizer_state=self._optimizer_state if continuing else None,
-                ema_state=self._previous_ema(continuing, device),
-                history=history,
-                autocast_dtype=(
-                    diffusion.fast_autocast_dtype(device)
-                    if self.mixed_precision
-                    else None
-                ),
-            )
-            interrupted = False
-        except KeyboardInterrupt:
-            interrupted = True
+            model.load_state_dict(from_numpy_state(self.network_state_))
+        model = model.to(device)
+        X_t = standardized_tensor(X, mean, scale, device)
+        history = self._train(model, X_t, rng, device, continuing)
 
         self.mean_, self.scale_ = mean, scale
-        self.activation_ = self.activation
-        self.feature_times_ = feature_times
+        self.network_params_ = {name: getattr(self, name) for name in _NETWORK_PARAMS}
         self.network_state_ = to_numpy_state(model.state_dict())
         self.ema_state_ = None if history.ema is None else to_numpy_state(history.ema)
-        if history.optimizer is not None:  # None if interrupted before step 1
-            self._optimizer_state = to_cpu(history.optimizer.state_dict())
-        elif not continuing:
-            self._optimizer_state = None
+        self._optimizer_state = history.optimizer_state
         self.loss_curve_ = list(history.loss_curve)
         self.validation_scores_ = (
-            None if X_val is None else list(history.validation_scores)
+            None if self.validation_fraction is None else history.validation_scores
         )
         self.n_iter_ = history.n_iter
-        # device -> network for inference; filled by _network, so that
-        # transform changes its contents but not the estimator's __dict__
+        # device -> network for inference, filled by _network: transform
+        # changes its contents, never the estimator's __dict__
         self._models = {}
-        if interrupted:
-            warnings.warn(
-                f"Training was interrupted after {self.n_iter_} steps; the "
-                "featurizer keeps the weights trained so far. Call fit again "
-                "with warm_start=True to continue.",
-                UserWarning,
-                stacklevel=4,  # the caller of fit, past sklearn's _fit_context
-            )
+        warn_training_end(self, history)
+        return self
 
-    def _check_feature_times(self):
-        times = np.asarray(self.feature_times)
-        T = self.n_diffusion_steps
-        if (
-            times.ndim != 1
-            or times.size == 0
-            or not np.issubdtype(times.dtype, np.number)
-            or np.issubdtype(times.dtype, np.complexfloating)
-            or not np.all(np.isfinite(times))
-            or np.any(times != np.round(times))
-        ):
-            raise ValueError(
-                "feature_times must be a non-empty 1-D sequence of integer "
-                f"steps, got {self.feature_times!r}."
-            )
-        if np.any((times < 0) | (times > T)):
-            raise ValueError(
-                f"feature_times must lie in 0..{T} (n_diffusion_steps), got "
-                f"{self.feature_times!r}."
-            )
-        if np.unique(times).size != times.size:
-            raise ValueError(
-                f"feature_times must be distinct, got {self.feature_times!r}."
-            )
-        return times.astype(np.int64)
+    def _train(self, model, X, rng, device, continuing):
+        """Train `model` in place on the standardised states `X`."""
+        X_val = None
+        if self.validation_fraction is not None:
+            train_rows, val_rows = split_rows(len(X), self.validation_fraction, rng)
+            X, X_val = X[train_rows], X[val_rows]
+        history = continued_history(self, continuing)
+        return diffusion.train_denoiser(
+            model,
+            X,
+            schedule=self._schedule(),
+            parameterization=self.parameterization,
+            t_sampling=self.t_sampling,
+            autocast_dtype=(
+                diffusion.fast_autocast_dtype(device) if self.mixed_precision else None
+            ),
+            X_val=X_val,
+            generator=training_generator(rng, device, history.n_iter),
+            max_iter=self.max_iter,
+            batch_size=self.batch_size,
+            learning_rate=self.learning_rate,
+            lr_schedule=self.lr_schedule,
+            warmup_iter=self.warmup_iter,
+            ema_decay=self.ema_decay,
+            eval_every=self.eval_every,
+            n_iter_no_change=self.n_iter_no_change,
+            tol=self.tol,
+            optimizer_state=self._optimizer_state if continuing else None,
+            ema_state=(
+                from_numpy_state(self.ema_state_, device)
+                if continuing and self.ema_state_ is not None
+                else None
+            ),
+            history=history,
+            verbose=self.verbose,
+            desc=type(self).__name__,
+        )
 
     def _schedule(self):
         return diffusion.get_schedule(self.schedule, self.n_diffusion_steps)
 
-    def _build_model(self, n_features, device, activation, init_seed=None, state=None):
-        # seed the initial weights without touching the user's global RNG
-        with torch.random.fork_rng(devices=[]):
-            if init_seed is not None:
-                torch.manual_seed(init_seed)
-            model = diffusion.Denoiser(
-                n_features,
-                n_hidden=self.n_hidden,
-                n_blocks=self.n_blocks,
-                time_embedding_dim=self.time_embedding_dim,
-                n_steps=self.n_diffusion_steps,
-                activation=activation,
-            )
-        if state is not None:
-            try:
-                model.load_state_dict(from_numpy_state(state))
-            except RuntimeError as error:
-                raise ValueError(
-                    "warm_start=True needs the network of the previous fit; "
-                    "n_hidden, n_blocks or time_embedding_dim changed. Set "
-                    "warm_start=False to train a new network."
-                ) from error
-        return model.to(device)
+    def _new_network(self, n_features):
+        return diffusion.Denoiser(
+            n_features,
+            n_hidden=self.n_hidden,
+            n_blocks=self.n_blocks,
+            time_embedding_dim=self.time_embedding_dim,
+            n_steps=self.n_diffusion_steps,
+            activation=self.activation,
+        )
 
-    def _previous_ema(self, continuing, device):
-        if not continuing or self.ema_state_ is None:
-            return None
-        return from_numpy_state(self.ema_state_, device)
-
-    def _split(self, X, rng):
-        """Training and validation states (None without validation_fraction)."""
-        if self.validation_fraction is None:
-            return X, None
-        n_val = round(self.validation_fraction * X.shape[0])
-        if not 0 < n_val < X.shape[0]:
+    def _check_network(self, use):
+        """Raise if a parameter of the fitted network was changed after fit."""
+        changed = [
+            f"{name}={getattr(self, name)!r} (fitted with {value!r})"
+            for name, value in self.network_params_.items()
+            if getattr(self, name) != value
+        ]
+        if changed:
             raise ValueError(
-                f"validation_fraction={self.validation_fraction} leaves no "
-                f"training or no validation state out of {X.shape[0]}."
+                f"{type(self).__name__}.{use} needs the fitted network, but "
+                f"{', '.join(changed)} changed after fit; set them back, or "
+                "refit (warm_start=False) to train a network with them."
             )
-        order = torch.from_numpy(rng.permutation(X.shape[0])).to(X.device)
-        return X[order[n_val:]], X[order[:n_val]]
 
-    @staticmethod
-    def _standardise(X, mean, scale, device):
-        return torch.from_numpy(((X - mean) / scale).astype(np.float32)).to(device)
-
-    def _network(self):
+    def _network(self, use):
         """The fitted network on ``device`` (built once, cached), and the device."""
+        check_is_fitted(self)
+        self._check_network(use)
         device = resolve_device(self.device)
         if device not in self._models:
-            model = self._build_model(self.n_features_in_, "cpu", self.activation_)
+            # seeded: building must not draw from the user's global generator
+            model = seeded_module(lambda: self._new_network(self.n_features_in_), 0)
             model.load_state_dict(from_numpy_state(self.network_state_))
             if self.ema_state_ is not None:
                 model.load_state_dict(from_numpy_state(self.ema_state_), strict=False)
             self._models.clear()
             self._models[device] = model.to(device).eval().requires_grad_(False)
         return self._models[device], device
+
+    def _standardized(self, X, device):
+        return standardized_tensor(X, self.mean_, self.scale_, device)
 
     def transform(self, X):
         """Return the features of the states ``X``.
@@ -739,22 +670,18 @@ class DiffusionFeaturizer(TransformerMixin, BaseEstimator):
         -------
         features : ndarray of shape (n_samples, n_hidden * n_times), float32
             Column ``i * n_hidden + j`` is unit ``j`` of the last residual
-            block at ``feature_times_[i]``.
+            block at ``feature_times[i]``.
         """
-        check_is_fitted(self)
+        model, device = self._network("transform")
         X = validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
-        model, device = self._network()
-        times = self.feature_times_.tolist()
+        times = check_feature_times(self.feature_times, self.n_diffusion_steps)
         features = np.empty((X.shape[0], self.n_hidden * len(times)), np.float32)
         # fill the output in place: no concatenation, no copy of the whole
         out = torch.from_numpy(features)
         with torch.inference_mode():
-            for rows in _row_chunks(X.shape[0], _TRANSFORM_CHUNK):
-                x = self._standardise(X[rows], self.mean_, self.scale_, device)
-                out[rows] = model.features(x, times)
-                if self.verbose:
-                    end = "\n" if rows.stop == X.shape[0] else ""
-                    print(f"\rtransform {rows.stop}/{X.shape[0]}", end=end, flush=True)
+            for rows in row_chunks(X.shape[0], _TRANSFORM_CHUNK):
+                x = self._standardized(X[rows], device)
+                out[rows] = model.features(x, times.tolist())
         return features
 
     def get_feature_names_out(self, input_features=None):
@@ -773,13 +700,19 @@ class DiffusionFeaturizer(TransformerMixin, BaseEstimator):
         """
         check_is_fitted(self)
         _check_feature_names_in(self, input_features, generate_names=False)
-        names = [
-            f"t{time}_h{unit}"
-            for time in self.feature_times_
-            for unit in range(self.n_hidden)
-        ]
+        times = check_feature_times(self.feature_times, self.n_diffusion_steps)
+        names = [f"t{time}_h{unit}" for time in times for unit in range(self.n_hidden)]
         return np.asarray(names, dtype=object)
 
+    @validate_params(
+        {
+            "n_samples": [Interval(Integral, 1, None, closed="left")],
+            "n_steps": [Interval(Integral, 1, None, closed="left")],
+            "method": [StrOptions(set(diffusion.SAMPLERS))],
+            "random_state": ["random_state"],
+        },
+        prefer_skip_nested_validation=True,
+    )
     def sample(self, n_samples, *, n_steps=100, method="ddpm", random_state=None):
         """Generate states by denoising pure noise.
 
@@ -799,36 +732,32 @@ class DiffusionFeaturizer(TransformerMixin, BaseEstimator):
         X : ndarray of shape (n_samples, `n_features_in_`), float32
             Generated states, in the units of the training states.
         """
-        check_is_fitted(self)
-        validate_parameter_constraints(
-            {
-                "n_samples": [Interval(Integral, 1, None, closed="left")],
-                "n_steps": [Interval(Integral, 1, None, closed="left")],
-                "method": [StrOptions(set(diffusion.SAMPLERS))],
-            },
-            {"n_samples": n_samples, "n_steps": n_steps, "method": method},
-            caller_name="sample",
+        model, _ = self._network("sample")
+        samples = diffusion.generate(
+            model,
+            n_samples,
+            self.n_features_in_,
+            self._schedule(),
+            n_steps=n_steps,
+            method=method,
+            parameterization=self.parameterization,
+            generator=torch_generator(random_state),
+            chunk_size=_SAMPLE_CHUNK,
+            disable=not self.verbose,
         )
-        model, device = self._network()
-        schedule = self._schedule()
-        grid = diffusion.timestep_grid(schedule.n_steps, n_steps)
-        generator = torch_generator(random_state)
-        samples = np.empty((n_samples, self.n_features_in_), np.float32)
-        for rows in _row_chunks(n_samples, _SAMPLE_CHUNK):
-            z = torch.randn(samples[rows].shape, generator=generator).to(device)
-            if method == "ddpm":
-                x = diffusion.sample_ddpm(
-                    model, z, schedule, grid, self.parameterization, generator,
-                    disable=not self.verbose,
-                )
-            else:
-                x = diffusion.sample_ddim(
-                    model, z, schedule, grid, self.parameterization,
-                    disable=not self.verbose,
-                )
-            samples[rows] = x.cpu().numpy() * self.scale_ + self.mean_
-        return samples
+        return (samples.numpy() * self.scale_ + self.mean_).astype(np.float32)
 
+    @validate_params(
+        {
+            "X": ["array-like"],
+            "tau": [Interval(Integral, 0, None, closed="left")],
+            "n_members": [Interval(Integral, 1, None, closed="left")],
+            "n_steps": [None, Interval(Integral, 1, None, closed="left")],
+            "method": [StrOptions(set(diffusion.SAMPLERS))],
+            "random_state": ["random_state"],
+        },
+        prefer_skip_nested_validation=True,
+    )
     def sample_ensemble(
         self, X, tau, n_members, *, n_steps=None, method="ddpm", random_state=None
     ):
@@ -861,40 +790,29 @@ class DiffusionFeaturizer(TransformerMixin, BaseEstimator):
         ensemble : ndarray of shape (n_samples, n_members, n_features), float32
             The members, in the units of the training states.
         """
-        check_is_fitted(self)
+        model, device = self._network("sample_ensemble")
         X = validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
-        validate_parameter_constraints(
-            {
-                "tau": [Interval(Integral, 0, self.n_diffusion_steps, closed="both")],
-                "n_members": [Interval(Integral, 1, None, closed="left")],
-                "n_steps": [None, Interval(Integral, 1, None, closed="left")],
-                "method": [StrOptions(set(diffusion.SAMPLERS))],
-            },
-            {"tau": tau, "n_members": n_members, "n_steps": n_steps, "method": method},
-            caller_name="sample_ensemble",
-        )
-        if n_steps is None:
-            n_steps = max(1, math.ceil(100 * tau / self.n_diffusion_steps))
-        model, device = self._network()
-        schedule = self._schedule()
-        generator = torch_generator(random_state)
-        ensemble = np.empty((X.shape[0], n_members, X.shape[1]), np.float32)
-        for rows in _row_chunks(X.shape[0], max(1, _SAMPLE_CHUNK // n_members)):
-            x = self._standardise(X[rows], self.mean_, self.scale_, device)
-            members = diffusion.partial_diffusion(
-                model,
-                x.repeat_interleave(n_members, dim=0),
-                int(tau),
-                schedule,
-                n_steps,
-                method=method,
-                parameterization=self.parameterization,
-                generator=generator,
-                disable=not self.verbose,
+        if tau > self.n_diffusion_steps:
+            raise ValueError(
+                f"tau must be in 0..{self.n_diffusion_steps} (n_diffusion_steps), "
+                f"got {tau!r}."
             )
-            members = members.cpu().numpy().reshape(-1, n_members, X.shape[1])
-            ensemble[rows] = members * self.scale_ + self.mean_
-        return ensemble
+        if n_steps is None:
+            n_steps = diffusion.ensemble_steps(tau, self.n_diffusion_steps)
+        members = diffusion.ensemble(
+            model,
+            self._standardized(X, "cpu"),
+            int(tau),
+            n_members,
+            self._schedule(),
+            n_steps=n_steps,
+            method=method,
+            parameterization=self.parameterization,
+            generator=torch_generator(random_state),
+            chunk_size=_SAMPLE_CHUNK,
+            disable=not self.verbose,
+        )
+        return (members.numpy() * self.scale_ + self.mean_).astype(np.float32)
 
     def score(self, X, y=None):
         """Return the negative denoising loss on ``X`` (higher is better).
@@ -916,12 +834,11 @@ class DiffusionFeaturizer(TransformerMixin, BaseEstimator):
             Minus the mean squared error of the network's prediction (in
             standardised units) on noised copies of ``X``.
         """
-        check_is_fitted(self)
+        model, device = self._network("score")
         X = validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
-        model, device = self._network()
         loss = diffusion.denoising_loss(
             model,
-            self._standardise(X, self.mean_, self.scale_, device),
+            self._standardized(X, device),
             schedule=self._schedule(),
             parameterization=self.parameterization,
             generator=torch.Generator().manual_seed(_SCORE_SEED),
@@ -940,3 +857,31 @@ class DiffusionFeaturizer(TransformerMixin, BaseEstimator):
         tags = super().__sklearn_tags__()
         tags.transformer_tags.preserves_dtype = ["float32"]
         return tags
+
+
+def check_feature_times(feature_times, n_diffusion_steps):
+    """`feature_times` as distinct int64 steps in ``0..n_diffusion_steps``.
+
+    Raises a ValueError naming `feature_times` otherwise.
+    """
+    times = np.asarray(feature_times)
+    if (
+        times.ndim != 1
+        or times.size == 0
+        or not np.issubdtype(times.dtype, np.number)
+        or np.issubdtype(times.dtype, np.complexfloating)
+        or not np.all(np.isfinite(times))
+        or np.any(times != np.round(times))
+    ):
+        raise ValueError(
+            "feature_times must be a non-empty 1-D sequence of integer "
+            f"steps, got {feature_times!r}."
+        )
+    if np.any((times < 0) | (times > n_diffusion_steps)):
+        raise ValueError(
+            f"feature_times must lie in 0..{n_diffusion_steps} (n_diffusion_steps), "
+            f"got {feature_times!r}."
+        )
+    if np.unique(times).size != times.size:
+        raise ValueError(f"feature_times must be distinct, got {feature_times!r}.")
+    return times.astype(np.int64)

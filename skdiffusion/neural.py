@@ -8,39 +8,36 @@ the module they build.
 """
 
 import copy
-import functools
-import math
-import time
-import warnings
 from abc import abstractmethod
 from numbers import Integral, Real
 
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator, RegressorMixin
-from sklearn.exceptions import ConvergenceWarning
-from sklearn.preprocessing import StandardScaler
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 from torch import nn
 
+from ._base import fit_context, row_chunks
 from ._torch_utils import (
     DEVICE_CONSTRAINT,
+    continued_history,
+    mean_and_scale,
     resolve_device,
-    to_cpu,
-    torch_generator,
-    torch_seed,
+    seeded_module,
+    split_rows,
+    standardized_tensor,
+    training_generator,
+    warn_training_end,
 )
-from .diffusion.training import LR_SCHEDULES, learning_rate_at
+from .engine import LR_SCHEDULES, train
 
 __all__ = ["DenseRegressor", "ResidualRegressor"]
 
-# Rows per forward pass in predict: bounds memory, not a tuning knob.
+# Rows per forward pass in predict and validation: bounds memory, not a
+# tuning knob.
 _PREDICT_CHUNK = 65536
-# Targets are standardised, so predicting zero costs a loss of 1: a mean loss
-# this large only happens when the weights have blown up.
-_DIVERGED_LOSS = 1e6
 
 
 class _DenseNet(nn.Module):
@@ -96,16 +93,6 @@ class _ResidualNet(nn.Module):
         return self.output(x)
 
 
-def _standardized_tensor(A, mean, scale, device):
-    """Return float32 ``(A - mean) / scale`` on ``device`` as a new tensor."""
-    if A.dtype == np.float64:
-        # Subtract in float64 first: offsets must not eat float32 precision.
-        return torch.from_numpy(((A - mean) / scale).astype(np.float32)).to(device)
-    tensor = torch.tensor(A, dtype=torch.float32, device=device)
-    tensor -= torch.as_tensor(mean, dtype=torch.float32, device=device)
-    tensor /= torch.as_tensor(scale, dtype=torch.float32, device=device)
-    return tensor
-
 
 def _forward(module, X):
     """``module(X)`` without gradients, chunk by chunk to bound memory."""
@@ -126,20 +113,22 @@ def _r2_score(pred, target):
 
 
 class _BaseTorchRegressor(RegressorMixin, BaseEstimator):
-    """Training loop, standardisation, prediction and pickling shared by all.
+    """Standardisation, prediction and pickling shared by the regressors.
 
-    Subclasses implement :meth:`_build_module` and nothing else.
+    Subclasses implement :meth:`_build_module` and nothing else; training is
+    :func:`skdiffusion.engine.train`.
     """
 
     _parameter_constraints: dict = {
         "learning_rate": [Interval(Real, 0, None, closed="neither")],
         "lr_schedule": [StrOptions(set(LR_SCHEDULES))],
         "batch_size": [Interval(Integral, 1, None, closed="left")],
-        "max_iter": [Interval(Integral, 1, None, closed="left")],
+        "max_iter": [Interval(Integral, 0, None, closed="left")],
+        "eval_every": [Interval(Integral, 1, None, closed="left")],
         "shuffle": ["boolean"],
         "early_stopping": ["boolean"],
-        "validation_fraction": [Interval(Real, 0, 1, closed="left")],
-        "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
+        "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
+        "n_iter_no_change": [None, Interval(Integral, 1, None, closed="left")],
         "tol": [Interval(Real, 0, None, closed="left")],
         "random_state": ["random_state"],
         "device": DEVICE_CONSTRAINT,
@@ -151,6 +140,7 @@ class _BaseTorchRegressor(RegressorMixin, BaseEstimator):
     def _build_module(self, n_features, n_outputs):
         """Return the untrained ``nn.Module`` mapping features to outputs."""
 
+    @fit_context()
     def fit(self, X, y):
         """Train the network on ``(X, y)`` with Adam on mini-batches.
 
@@ -166,22 +156,6 @@ class _BaseTorchRegressor(RegressorMixin, BaseEstimator):
         self : object
             The fitted regressor.
         """
-        # validate_data sets these before training; a failed fit restores them.
-        saved = {
-            name: vars(self)[name]
-            for name in ("n_features_in_", "feature_names_in_")
-            if name in vars(self)
-        }
-        try:
-            return self._fit(X, y)
-        except BaseException:
-            vars(self).pop("n_features_in_", None)
-            vars(self).pop("feature_names_in_", None)
-            vars(self).update(saved)
-            raise
-
-    def _fit(self, X, y):
-        self._validate_params()
         warm = self.warm_start and hasattr(self, "module_")
         X, y = validate_data(
             self,
@@ -200,197 +174,75 @@ class _BaseTorchRegressor(RegressorMixin, BaseEstimator):
             )
         device = resolve_device(self.device)
         rng = check_random_state(self.random_state)
-
         if warm:
-            x_mean, x_scale = self.x_mean_, self.x_scale_
-            y_mean, y_scale = self.y_mean_, self.y_scale_
-            # Train a copy: a failed fit must leave the fitted model untouched.
-            module = copy.deepcopy(self.module_).to(device)
+            stats = (self.x_mean_, self.x_scale_, self.y_mean_, self.y_scale_)
+            module = copy.deepcopy(self.module_).to(device)  # never train in place
         else:
-            x_mean, x_scale = _mean_and_scale(X)
-            y_mean, y_scale = _mean_and_scale(Y)
-            module = self._init_module(X.shape[1], Y.shape[1], rng, device)
-        optimizer = _adam(module.parameters(), self.learning_rate)
-        if warm:
-            # Its stored step size is overwritten step by step in training.
-            optimizer.load_state_dict(self._optimizer_state)
+            stats = (*mean_and_scale(X), *mean_and_scale(Y))
+            module = seeded_module(
+                lambda: self._build_module(X.shape[1], Y.shape[1]), rng
+            ).to(device)
+        history = self._train(module, X, Y, stats, rng, device, warm)
 
-        train, val = self._split(len(X), rng)
-        X_t = _standardized_tensor(X, x_mean, x_scale, device)
-        Y_t = _standardized_tensor(Y, y_mean, y_scale, device)
-        if val is not None:
-            val_t = torch.as_tensor(val, device=device)
-            train_t = torch.as_tensor(train, device=device)
-            X_val, Y_val = X_t[val_t], Y_t[val_t]
-            X_t, Y_t = X_t[train_t], Y_t[train_t]
-        else:
-            X_val = Y_val = None
-        generator = torch_generator(rng, device=device)
-
-        history = self._train(module, optimizer, X_t, Y_t, X_val, Y_val, generator)
-
-        # Only now, after training succeeded, does the estimator change.
-        self.x_mean_, self.x_scale_ = x_mean, x_scale
-        self.y_mean_, self.y_scale_ = y_mean, y_scale
+        self.x_mean_, self.x_scale_, self.y_mean_, self.y_scale_ = stats
         self.n_outputs_ = Y.shape[1]
         self._y_is_1d = y.ndim == 1
         self.module_ = module.eval()
-        self._optimizer_state = optimizer.state_dict()
-        self._record_history(history, warm)
+        self._optimizer_state = history.optimizer_state
+        self._record(history)
+        warn_training_end(self, history)
         return self
 
-    def _record_history(self, history, warm):
-        """Set the loss and validation attributes; warm starts extend them."""
-        if not warm:
-            self.loss_curve_, self.validation_scores_, self.n_iter_ = [], None, 0
-        self.loss_curve_ = self.loss_curve_ + history["loss"]
-        self.n_iter_ += len(history["loss"])
+    def _train(self, module, X, Y, stats, rng, device, warm):
+        """Run :func:`~skdiffusion.engine.train` on standardised tensors."""
+        X_t = standardized_tensor(X, stats[0], stats[1], device)
+        Y_t = standardized_tensor(Y, stats[2], stats[3], device)
+        validation = None
         if self.early_stopping:
-            scores = (self.validation_scores_ or []) + history["val_score"]
-            self.validation_scores_ = scores
-            self.best_validation_score_ = max(history["val_score"])
+            train_rows, val_rows = split_rows(len(X), self.validation_fraction, rng)
+            X_val, Y_val = X_t[val_rows], Y_t[val_rows]
+            X_t, Y_t = X_t[train_rows], Y_t[train_rows]
+
+            def validation():
+                return _r2_score(_forward(module, X_val), Y_val)
+
+        def batch_loss(rows):
+            x, y = (X_t, Y_t) if rows is None else (X_t[rows], Y_t[rows])
+            return torch.nn.functional.mse_loss(module(x), y)
+
+        history = continued_history(self, warm)
+        return train(
+            module,
+            batch_loss,
+            len(X_t),
+            max_iter=self.max_iter,
+            batch_size=self.batch_size,
+            learning_rate=self.learning_rate,
+            lr_schedule=self.lr_schedule,
+            shuffle=self.shuffle,
+            validation_score=validation,
+            eval_every=self.eval_every,
+            n_iter_no_change=self.n_iter_no_change,
+            tol=self.tol,
+            generator=training_generator(rng, device, history.n_iter),
+            device=device,
+            optimizer_state=self._optimizer_state if warm else None,
+            history=history,
+            verbose=self.verbose,
+            desc=type(self).__name__,
+        )
+
+    def _record(self, history):
+        """Set the curves; ``best_*`` summarise them."""
+        self.loss_curve_ = list(history.loss_curve)
+        self.n_iter_ = history.n_iter
+        if self.early_stopping:
+            self.validation_scores_ = list(history.validation_scores)
+            self.best_validation_score_ = max(self.validation_scores_, default=None)
             self.best_loss_ = None
         else:
             self.validation_scores_ = self.best_validation_score_ = None
-            self.best_loss_ = min(self.loss_curve_)
-
-    def _init_module(self, n_features, n_outputs, rng, device):
-        """Build the module with weights drawn from ``rng``, not torch's global RNG."""
-        seed = torch_seed(rng)
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            module = self._build_module(n_features, n_outputs)
-        return module.to(device)
-
-    def _split(self, n_samples, rng):
-        """Return training and validation row indices (validation None if unused)."""
-        if not self.early_stopping:
-            return None, None
-        n_val = int(np.ceil(self.validation_fraction * n_samples))
-        if n_val < 2 or n_samples - n_val < 1:
-            raise ValueError(
-                f"The validation set would have {n_val} of {n_samples} samples; "
-                "early_stopping needs at least 2 validation and 1 training "
-                "sample. Increase validation_fraction or the number of samples."
-            )
-        order = rng.permutation(n_samples)
-        return np.sort(order[n_val:]), np.sort(order[:n_val])
-
-    def _train(self, module, optimizer, X, Y, X_val, Y_val, generator):
-        """Run the epochs; return the loss (and validation score) per epoch.
-
-        Raises ValueError when the loss diverges. A KeyboardInterrupt stops
-        training with a warning and keeps the weights reached so far.
-        """
-        history = {"loss": [], "val_score": []}
-        n_samples = X.shape[0]
-        batch_size = min(self.batch_size, n_samples)
-        n_batches = math.ceil(n_samples / batch_size)
-        rate_at = self._schedule(self.max_iter * n_batches)
-        best_score, best_state, n_bad = -np.inf, None, 0
-        stop_reason = None
-        start = time.perf_counter()
-        module.train()
-        try:
-            for epoch in range(self.max_iter):
-                loss = self._train_epoch(
-                    module,
-                    optimizer,
-                    X,
-                    Y,
-                    batch_size,
-                    generator,
-                    [rate_at(epoch * n_batches + i) for i in range(n_batches)],
-                )
-                if not loss < _DIVERGED_LOSS:  # also catches NaN
-                    _raise_diverged(self.learning_rate, len(history["loss"]) + 1)
-                history["loss"].append(loss)
-                if X_val is not None:
-                    score = _r2_score(_forward(module, X_val), Y_val)
-                    history["val_score"].append(score)
-                    improved = score > best_score + self.tol
-                    if score > best_score:
-                        best_score = score
-                        best_state = copy.deepcopy(module.state_dict())
-                else:
-                    improved = (
-                        loss < min(history["loss"][:-1], default=np.inf) - self.tol
-                    )
-                n_bad = 0 if improved else n_bad + 1
-                if self.verbose:
-                    self._print_progress(epoch, history, start)
-                if n_bad > self.n_iter_no_change:
-                    stop_reason = "converged"
-                    break
-        except KeyboardInterrupt:
-            stop_reason = "interrupted"
-            self._stop_on_interrupt(module, history, X, Y, X_val, Y_val)
-        if best_state is not None:
-            module.load_state_dict(best_state)
-        if stop_reason is None:
-            warnings.warn(
-                f"Maximum iterations ({self.max_iter}) reached and the "
-                "optimization hasn't converged yet.",
-                ConvergenceWarning,
-                stacklevel=4,  # the caller of fit
-            )
-        return history
-
-    def _stop_on_interrupt(self, module, history, X, Y, X_val, Y_val):
-        """Warn, and make sure the weights reached are usable and recorded."""
-        warnings.warn(
-            f"Training interrupted by user after {len(history['loss'])} "
-            "complete epochs; keeping the weights reached so far.",
-            UserWarning,
-            stacklevel=5,  # the caller of fit
-        )
-        # The interrupt can land in a diverging epoch: never keep NaN weights.
-        if not all(torch.isfinite(p).all() for p in module.parameters()):
-            _raise_diverged(self.learning_rate, len(history["loss"]) + 1)
-        if not history["loss"]:
-            # No complete epoch: record the loss of the weights reached.
-            loss = torch.nn.functional.mse_loss(_forward(module, X), Y)
-            history["loss"].append(loss.item())
-            if X_val is not None:
-                history["val_score"].append(_r2_score(_forward(module, X_val), Y_val))
-
-    def _schedule(self, n_steps):
-        """Return ``rate_at(step)``: Adam's step size at each step of this fit."""
-        return functools.partial(
-            learning_rate_at,
-            learning_rate=self.learning_rate,
-            n_iter=n_steps,
-            lr_schedule=self.lr_schedule,
-        )
-
-    def _train_epoch(self, module, optimizer, X, Y, batch_size, generator, rates):
-        """One pass over shuffled mini-batches; return the mean training loss.
-
-        ``rates`` holds the learning rate of each mini-batch of the epoch.
-        """
-        n_samples = X.shape[0]
-        if self.shuffle:
-            order = torch.randperm(n_samples, generator=generator, device=X.device)
-        else:
-            order = torch.arange(n_samples, device=X.device)
-        total = torch.zeros((), device=X.device)
-        for start, rate in zip(range(0, n_samples, batch_size), rates, strict=True):
-            for group in optimizer.param_groups:
-                group["lr"] = rate
-            rows = order[start : start + batch_size]
-            loss = torch.nn.functional.mse_loss(module(X[rows]), Y[rows])
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            # Accumulate on the device: no host sync per batch.
-            total += loss.detach() * len(rows)
-        return total.item() / n_samples
-
-    def _print_progress(self, epoch, history, start):
-        message = f"Epoch {epoch + 1}/{self.max_iter}, loss = {history['loss'][-1]:.6g}"
-        if history["val_score"]:
-            message += f", validation score = {history['val_score'][-1]:.6g}"
-        print(f"{message} ({time.perf_counter() - start:.1f} s)")
+            self.best_loss_ = min(self.loss_curve_, default=None)
 
     def predict(self, X):
         """Predict targets for ``X``, in the units of the training targets.
@@ -413,12 +265,9 @@ class _BaseTorchRegressor(RegressorMixin, BaseEstimator):
         self.module_.to(device)
         out = np.empty((X.shape[0], self.n_outputs_), dtype=np.float64)
         with torch.inference_mode():
-            for start in range(0, X.shape[0], _PREDICT_CHUNK):
-                chunk = slice(start, start + _PREDICT_CHUNK)
-                X_t = _standardized_tensor(
-                    X[chunk], self.x_mean_, self.x_scale_, device
-                )
-                out[chunk] = self.module_(X_t).cpu().numpy()
+            for rows in row_chunks(X.shape[0], _PREDICT_CHUNK):
+                x = standardized_tensor(X[rows], self.x_mean_, self.x_scale_, device)
+                out[rows] = self.module_(x).cpu().numpy()
         out = out * self.y_scale_ + self.y_mean_
         out = out.astype(X.dtype, copy=False)
         return out.ravel() if self._y_is_1d else out
@@ -431,8 +280,6 @@ class _BaseTorchRegressor(RegressorMixin, BaseEstimator):
             p.device.type != "cpu" for p in module.parameters()
         ):
             state["module_"] = copy.deepcopy(module).cpu()
-        if "_optimizer_state" in state:
-            state["_optimizer_state"] = to_cpu(state["_optimizer_state"])
         return state
 
     def __sklearn_tags__(self):
@@ -441,64 +288,49 @@ class _BaseTorchRegressor(RegressorMixin, BaseEstimator):
         return tags
 
 
-def _adam(parameters, learning_rate):
-    """Adam, fused into one kernel per step where this torch supports it."""
-    parameters = list(parameters)
-    try:
-        # About 15 % faster steps for small networks on CPU (torch >= 2.4).
-        return torch.optim.Adam(parameters, lr=learning_rate, fused=True)
-    except RuntimeError:
-        return torch.optim.Adam(parameters, lr=learning_rate)
-
-
-def _mean_and_scale(A):
-    """Column means and standard deviations (1 for constant columns)."""
-    scaler = StandardScaler().fit(A)
-    return scaler.mean_, scaler.scale_
-
-
-def _raise_diverged(learning_rate, epoch):
-    raise ValueError(
-        f"Training diverged (loss non-finite or above {_DIVERGED_LOSS:g}) in "
-        f"epoch {epoch} with learning_rate={learning_rate}; try a lower learning_rate. "
-        "The estimator was left as it was before fit."
-    )
-
-
 _COMMON_PARAMETERS = """learning_rate : float, default=1e-3
         Adam's step size (the peak of the schedule). Finn et al. (2024) train
         from scratch with 5e-5, constant, on 1.6e7 samples; small data sets
         need larger steps.
     lr_schedule : {"constant", "cosine"}, default="constant"
-        How the step size changes over the ``max_iter`` epochs of each call
-        to ``fit``, batch by batch: ``"constant"`` keeps ``learning_rate``;
-        ``"cosine"`` decays it from ``learning_rate`` towards zero along half
-        a cosine, reaching zero at the end of epoch ``max_iter``. Decaying
-        the step size removes the noise floor that Adam's error sits on at a
-        constant rate, so with a fixed number of epochs ``"cosine"`` with a
-        larger peak (e.g. 3e-3) is more accurate; see Notes. It only
-        finishes its decay when training runs all ``max_iter`` epochs: the
-        stopping rule (``tol``, ``n_iter_no_change``, ``early_stopping``)
-        can end it sooner, so set ``tol=0`` for a fixed budget. With
-        ``warm_start``, each ``fit`` runs the whole schedule again.
+        How the step size changes over the ``max_iter`` steps of each call
+        to ``fit``: ``"constant"`` keeps ``learning_rate``; ``"cosine"``
+        decays it from ``learning_rate`` towards zero along half a cosine,
+        reaching zero at step ``max_iter``. Decaying the step size removes
+        the noise floor that Adam's error sits on at a constant rate, so for
+        a fixed budget ``"cosine"`` with a larger peak (e.g. 3e-3) is more
+        accurate; see Notes. It only finishes its decay when training runs
+        all ``max_iter`` steps: set ``n_iter_no_change=None`` for a fixed
+        budget. With ``warm_start``, each ``fit`` runs the whole schedule
+        again.
     batch_size : int, default=256
         Samples per mini-batch; clipped to the number of training samples.
-    max_iter : int, default=200
-        Maximum number of epochs (passes over the training data).
+    max_iter : int, default=5000
+        Optimiser steps (mini-batches) per call to ``fit``: the budget, in
+        the same unit as :class:`~skdiffusion.DiffusionFeaturizer`'s
+        ``max_iter`` (not epochs, unlike
+        :class:`~sklearn.neural_network.MLPRegressor`). One epoch is
+        ``ceil(n_samples / batch_size)`` steps. 0 gives the untrained
+        network.
+    eval_every : int, default=100
+        Steps between evaluations: one point of ``loss_curve_`` (the mean
+        training loss over the interval), one validation score, one
+        progress update, one early-stopping check.
     shuffle : bool, default=True
-        Whether to reshuffle the samples before each epoch.
+        Whether to reshuffle the samples at each pass over the data.
     early_stopping : bool, default=False
-        Whether to hold out ``validation_fraction`` of the data, stop when
-        its R^2 score stops improving, and keep the weights of the best epoch.
-        When False, training stops when the training loss stops improving.
+        Whether to hold out ``validation_fraction`` of the data, score its
+        R^2 at each evaluation (the stopping score), and keep the weights of
+        the best evaluation. When False, the stopping score is minus the
+        training loss.
     validation_fraction : float, default=0.1
         Fraction of the training samples held out for early stopping (drawn
-        at random, rounded up). Only used when ``early_stopping`` is True.
-    n_iter_no_change : int, default=10
-        Training stops after more than this many consecutive epochs that
-        improve the monitored quantity by less than ``tol``.
+        at random, rounded). Only used when ``early_stopping`` is True.
+    n_iter_no_change : int or None, default=10
+        Training stops after this many evaluations in a row that improve
+        the best score by no more than ``tol``; None never stops early.
     tol : float, default=1e-4
-        Smallest improvement of the loss (or validation score) that counts.
+        Smallest improvement of the score that counts.
     random_state : int, RandomState instance or None, default=None
         Seeds the initial weights, the validation split and the shuffling.
         An int makes two fits give identical models on the same device.
@@ -508,12 +340,12 @@ _COMMON_PARAMETERS = """learning_rate : float, default=1e-3
         with ``set_params`` after fitting or unpickling; the next ``predict``
         moves the network there.
     verbose : int or bool, default=0
-        Print the loss after each epoch when positive.
+        Show training progress (a bar in a terminal or notebook, lines
+        otherwise, with elapsed time and time left) when positive.
     warm_start : bool, default=False
         Whether ``fit`` continues from the previous solution (weights,
-        optimiser state and standardisation) instead of starting afresh.
-        An int ``random_state`` makes every such call shuffle in the same
-        order; pass a ``RandomState`` instance for a new order each call."""
+        optimiser state and standardisation) for another ``max_iter``
+        steps instead of starting afresh; its batches are new draws."""
 
 _COMMON_ATTRIBUTES = """module_ : torch.nn.Module
         The trained network; it maps standardised inputs to standardised
@@ -531,16 +363,18 @@ _COMMON_ATTRIBUTES = """module_ : torch.nn.Module
     n_outputs_ : int
         Number of outputs.
     loss_curve_ : list of float
-        Mean squared error on the standardised training targets, per epoch.
+        Mean squared error on the standardised training targets over each
+        interval of ``eval_every`` steps (warm starts append).
     best_loss_ : float or None
         Smallest value of ``loss_curve_``; None with early stopping.
     validation_scores_ : list of float or None
-        R^2 on the validation set per epoch; None without early stopping.
+        R^2 on the validation set at each evaluation; None without early
+        stopping.
     best_validation_score_ : float or None
         Best validation R^2 of the last fit (its weights are kept); None
         without early stopping.
     n_iter_ : int
-        Number of epochs run, summed over warm-started fits.
+        Optimiser steps applied, summed over warm-started fits.
     n_features_in_ : int
         Number of features seen during fit.
     feature_names_in_ : ndarray of shape (`n_features_in_`,)
@@ -553,27 +387,32 @@ _COMMON_NOTES = """Inputs and targets are standardised with their training mean 
     mini-batches are drawn from it by index, so training data must fit in
     that device's memory.
 
-    A diverging fit (training loss non-finite, or above 1e6, a million times
-    the loss of predicting the mean) raises a ``ValueError`` suggesting
-    a lower ``learning_rate`` and leaves the estimator as it was before ``fit``.
-    Interrupting ``fit`` (Ctrl-C) warns and keeps the weights reached so far
-    (the best ones with early stopping), so the model can still be used.
+    Training is :func:`skdiffusion.engine.train`, the loop every torch
+    estimator of the package uses. A diverging fit (training loss
+    non-finite, or above 1e4 times the larger of the first loss and 1,
+    checked after the last step too) raises a
+    :class:`~skdiffusion.engine.TrainingDivergedError` (a ``ValueError``)
+    suggesting a lower ``learning_rate``, and any failed ``fit`` leaves the
+    estimator as it was before the call (weights, optimiser state,
+    ``n_features_in_``). Interrupting ``fit`` (Ctrl-C) warns and keeps the
+    weights reached so far (the best ones with early stopping), with
+    ``n_iter_`` counting the steps applied.
 
     Pickles hold the network on the CPU: a model fitted on a GPU loads on a
     machine without one.
 
-    With a fixed number of epochs the step-size schedule matters as much as
-    the network's speed: on the Lorenz 1963 surrogate task, with the epochs
+    With a fixed number of steps the step-size schedule matters as much as
+    the network's speed: on the Lorenz 1963 surrogate task, with the steps
     that fit in 15 s on one CPU thread, ``lr_schedule="cosine"`` with
     ``learning_rate=3e-3`` gave a validation nRMSE 1.2 to 2.4 times lower
     than the best constant rate of 3e-4, 1e-3 and 3e-3 (batches of 256);
     ``benchmarks/bench_neural.py`` races it against
     :class:`sklearn.neural_network.MLPRegressor`, whose Adam has no schedule.
     The default stays ``"constant"``: the default stopping rule ends such
-    training long before ``max_iter`` (after 17 to 19 of 200 epochs on
-    20 000 Lorenz 1963 pairs), where a cosine decay has barely begun and no
-    consistent difference was measured, and warm-started fits of a few
-    epochs each would restart the decay at every call."""
+    training long before ``max_iter`` (after 17 to 19 epochs on 20 000
+    Lorenz 1963 pairs, about 1400 steps), where a cosine decay has barely
+    begun and no consistent difference was measured, and warm-started fits
+    of a few steps each would restart the decay at every call."""
 
 
 class DenseRegressor(_BaseTorchRegressor):
@@ -640,7 +479,8 @@ class DenseRegressor(_BaseTorchRegressor):
         learning_rate=1e-3,
         lr_schedule="constant",
         batch_size=256,
-        max_iter=200,
+        max_iter=5000,
+        eval_every=100,
         shuffle=True,
         early_stopping=False,
         validation_fraction=0.1,
@@ -656,6 +496,7 @@ class DenseRegressor(_BaseTorchRegressor):
         self.lr_schedule = lr_schedule
         self.batch_size = batch_size
         self.max_iter = max_iter
+        self.eval_every = eval_every
         self.shuffle = shuffle
         self.early_stopping = early_stopping
         self.validation_fraction = validation_fraction
@@ -749,7 +590,8 @@ class ResidualRegressor(_BaseTorchRegressor):
         learning_rate=1e-3,
         lr_schedule="constant",
         batch_size=256,
-        max_iter=200,
+        max_iter=5000,
+        eval_every=100,
         shuffle=True,
         early_stopping=False,
         validation_fraction=0.1,
@@ -767,6 +609,7 @@ class ResidualRegressor(_BaseTorchRegressor):
         self.lr_schedule = lr_schedule
         self.batch_size = batch_size
         self.max_iter = max_iter
+        self.eval_every = eval_every
         self.shuffle = shuffle
         self.early_stopping = early_stopping
         self.validation_fraction = validation_fraction

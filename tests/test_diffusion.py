@@ -77,7 +77,7 @@ def trained(lorenz):
         model,
         X,
         schedule=cosine_schedule(),
-        n_iter=300,
+        max_iter=300,
         batch_size=256,
         learning_rate=3e-3,
         eval_every=100,
@@ -313,7 +313,7 @@ def test_bfloat16_autocast_trains_like_float32(lorenz):
             model,
             X,
             schedule=cosine_schedule(),
-            n_iter=100,
+            max_iter=100,
             batch_size=256,
             learning_rate=3e-3,
             autocast_dtype=dtype,
@@ -338,7 +338,7 @@ def test_seeded_training_is_reproducible(lorenz):
             model,
             X,
             schedule=cosine_schedule(),
-            n_iter=20,
+            max_iter=20,
             batch_size=64,
             X_val=X_val,
             eval_every=5,
@@ -364,13 +364,12 @@ def test_huge_learning_rate_raises_with_advice(lorenz):
             model,
             X,
             schedule=cosine_schedule(),
-            n_iter=200,
+            max_iter=200,
             batch_size=64,
             learning_rate=1e4,
             generator=torch.Generator().manual_seed(0),
         )
     assert issubclass(TrainingDivergedError, ValueError)
-    assert all(torch.isfinite(p).all() for p in model.parameters())
 
 
 def test_warm_start_continues_exactly(lorenz):
@@ -378,12 +377,12 @@ def test_warm_start_continues_exactly(lorenz):
     schedule = cosine_schedule()
 
     def run(model, n_iter, generator, history=None):
-        state = history.optimizer.state_dict() if history else None
+        state = history.optimizer_state if history else None
         return train_denoiser(
             model,
             X,
             schedule=schedule,
-            n_iter=n_iter,
+            max_iter=n_iter,
             batch_size=100,
             generator=generator,
             eval_every=5,
@@ -404,7 +403,9 @@ def test_warm_start_continues_exactly(lorenz):
 def test_zero_iterations_leave_the_network_untouched(lorenz):
     model = small_denoiser()
     before = [p.clone() for p in model.parameters()]
-    history = train_denoiser(model, lorenz[0], schedule=cosine_schedule(), n_iter=0)
+    history = train_denoiser(
+        model, lorenz[0], schedule=cosine_schedule(), max_iter=0
+    )
     assert history.loss_curve == [] and history.n_iter == 0
     assert all(
         torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True)
@@ -417,11 +418,11 @@ def test_early_stopping_on_a_plateau(lorenz):
         small_denoiser(),
         X,
         schedule=cosine_schedule(),
-        n_iter=100,
+        max_iter=100,
         batch_size=32,
         eval_every=2,
         X_val=X_val[:64],
-        patience=2,
+        n_iter_no_change=2,
         tol=1e9,
     )
     assert history.stopped_early
@@ -436,7 +437,7 @@ def test_ema_is_kept_apart_from_the_raw_weights(lorenz):
         model,
         lorenz[0],
         schedule=cosine_schedule(),
-        n_iter=5,
+        max_iter=5,
         batch_size=64,
         ema_decay=0.5,
         generator=torch.Generator().manual_seed(0),
@@ -454,24 +455,28 @@ def test_callback_and_verbose_report_progress(lorenz, capsys):
         small_denoiser(),
         lorenz[0],
         schedule=cosine_schedule(),
-        n_iter=4,
+        max_iter=4,
         batch_size=64,
         eval_every=2,
         callback=infos.append,
         verbose=1,
     )
     assert [info["iter"] for info in infos] == [2, 4]
-    assert "loss" in capsys.readouterr().out
+    assert "loss" in capsys.readouterr().err
     train_denoiser(
-        small_denoiser(), lorenz[0], schedule=cosine_schedule(), n_iter=2, batch_size=64
+        small_denoiser(),
+        lorenz[0],
+        schedule=cosine_schedule(),
+        max_iter=2,
+        batch_size=64,
     )
-    assert capsys.readouterr().out == ""
+    assert capsys.readouterr() == ("", "")
 
 
 @pytest.mark.parametrize(
     "kwargs, match",
     [
-        ({"n_iter": -1}, "n_iter"),
+        ({"max_iter": -1}, "max_iter"),
         ({"batch_size": 0}, "batch_size"),
         ({"learning_rate": 0.0}, "learning_rate"),
         ({"lr_schedule": "step"}, "step"),
@@ -483,12 +488,15 @@ def test_callback_and_verbose_report_progress(lorenz, capsys):
 def test_bad_training_arguments_are_named(lorenz, kwargs, match):
     with pytest.raises(ValueError, match=match):
         train_denoiser(
-            small_denoiser(), lorenz[0], schedule=cosine_schedule(), **kwargs
+            small_denoiser(),
+            lorenz[0],
+            schedule=cosine_schedule(),
+            **{"max_iter": 10, **kwargs},
         )
 
 
 def test_learning_rate_warmup_and_cosine_decay():
-    kwargs = {"learning_rate": 1.0, "n_iter": 110, "warmup_iters": 10}
+    kwargs = {"learning_rate": 1.0, "max_iter": 110, "warmup_iter": 10}
     assert learning_rate_at(0, lr_schedule="constant", **kwargs) == pytest.approx(0.1)
     assert learning_rate_at(50, lr_schedule="constant", **kwargs) == 1.0
     assert learning_rate_at(10, lr_schedule="cosine", **kwargs) == pytest.approx(1.0)
@@ -593,4 +601,4 @@ def test_bad_grids_are_refused():
 
 def test_history_is_a_plain_dataclass():
     history = TrainingHistory()
-    assert history.loss_curve == [] and history.optimizer is None
+    assert history.loss_curve == [] and history.optimizer_state is None

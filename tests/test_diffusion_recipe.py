@@ -36,7 +36,7 @@ def steps_drawn(t_sampling, n_iter=4, batch_size=4096):
         model,
         torch.randn(batch_size, 3),
         schedule=get_schedule("cosine"),
-        n_iter=n_iter,
+        max_iter=n_iter,
         batch_size=batch_size,
         generator=torch.Generator().manual_seed(0),
         t_sampling=t_sampling,
@@ -89,7 +89,7 @@ def steps_drawn_default():
         model,
         torch.randn(64, 3),
         schedule=get_schedule("cosine"),
-        n_iter=2,
+        max_iter=2,
         batch_size=64,
         generator=torch.Generator().manual_seed(0),
     )

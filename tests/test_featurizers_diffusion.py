@@ -156,7 +156,7 @@ def test_ensemble_spread_grows_with_tau(lorenz, trained):
 
 def test_transform_equals_the_network_at_each_time(trained, lorenz):
     X = lorenz[1].X[:50]
-    assert trained.activation_ == "silu"
+    assert trained.network_params_["activation"] == "silu"
     network = Denoiser(3, n_hidden=32, n_blocks=2, time_embedding_dim=32,
                        activation="silu")
     state = trained.network_state_
@@ -247,18 +247,58 @@ def test_warm_start_rejects_a_new_network_shape(states):
 
 def test_warm_start_rejects_a_new_activation(states):
     featurizer = tiny(activation="relu").fit(states)
-    with pytest.raises(ValueError, match="activation is 'relu', not 'gelu'"):
+    with pytest.raises(ValueError, match="activation='gelu' .fitted with 'relu'."):
         featurizer.set_params(warm_start=True, activation="gelu").fit(states)
-    assert featurizer.activation_ == "relu"
+    assert featurizer.network_params_["activation"] == "relu"
 
 
-def test_inference_uses_the_fitted_activation(states):
-    relu = tiny(activation="relu").fit(states)
-    features = relu.transform(states)
-    assert not np.allclose(tiny(activation="gelu").fit(states).transform(states),
-                           features)
-    relu.set_params(activation="gelu")  # a changed parameter, not yet refitted
-    np.testing.assert_array_equal(relu.transform(states), features)
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"activation": "gelu"},
+        {"n_hidden": 4},
+        {"n_blocks": 2},
+        {"time_embedding_dim": 16},
+        {"schedule": "linear"},
+        {"n_diffusion_steps": 500},
+        {"parameterization": "noise"},
+    ],
+)
+def test_network_parameters_changed_after_fit_are_refused_at_use(states, params):
+    featurizer = tiny(activation="relu").fit(states)
+    features = featurizer.transform(states)
+    featurizer.set_params(**params)  # changed, not refitted
+    name = next(iter(params))
+    for use in (
+        lambda: featurizer.transform(states),
+        lambda: featurizer.sample(2, n_steps=2),
+        lambda: featurizer.sample_ensemble(states[:2], 10, 2),
+        lambda: featurizer.score(states),
+    ):
+        with pytest.raises(ValueError, match=f"{name}=.* changed after fit"):
+            use()
+    featurizer.set_params(**tiny(activation="relu").get_params())  # set back
+    np.testing.assert_array_equal(featurizer.transform(states), features)
+
+
+def test_feature_times_changed_after_fit_take_effect_without_refit(states):
+    featurizer = tiny(feature_times=(0, 50, 400)).fit(states)
+    all_times = featurizer.transform(states)
+    weights = dict(featurizer.network_state_)
+    featurizer.set_params(feature_times=(50, 0))
+    features = featurizer.transform(states)
+    n_hidden = featurizer.n_hidden
+    # columns of time 50 then time 0, as in the six-time layout
+    np.testing.assert_array_equal(
+        features[:, :n_hidden], all_times[:, n_hidden : 2 * n_hidden]
+    )
+    np.testing.assert_array_equal(features[:, n_hidden:], all_times[:, :n_hidden])
+    names = featurizer.get_feature_names_out()
+    assert list(names[[0, n_hidden]]) == ["t50_h0", "t0_h0"]
+    assert featurizer.network_state_.keys() == weights.keys()
+    featurizer.set_params(feature_times=(2000,))
+    with pytest.raises(ValueError, match="feature_times must lie in 0..1000"):
+        featurizer.transform(states)
 
 
 def test_same_seed_gives_the_same_fit(states):
@@ -340,8 +380,10 @@ def test_verbose_prints_progress_and_silent_does_not(states, capsys):
     tiny().fit(states).sample(3, n_steps=2)
     assert capsys.readouterr() == ("", "")
     tiny(verbose=1).fit(states).transform(states)
-    out = capsys.readouterr().out
-    assert "loss" in out and "transform 40/40" in out
+    err = capsys.readouterr().err
+    # fit reports its steps with time left; transform is not a long call
+    assert "DiffusionFeaturizer: 4/4 step" in err and "loss" in err
+    assert "transform" not in err
 
 
 def test_sample_ddim_is_deterministic(trained):

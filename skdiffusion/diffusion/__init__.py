@@ -1,4 +1,4 @@
-"""Denoising diffusion in plain torch: schedules, denoiser, training, samplers.
+"""Denoising diffusion in plain torch: schedules, denoiser, loss, samplers.
 
 Nothing here knows scikit-learn; `skdiffusion.DiffusionFeaturizer` wraps it.
 """
@@ -14,7 +14,9 @@ from .parameterization import (
 )
 from .sampling import (
     SAMPLERS,
+    ensemble,
     ensemble_steps,
+    generate,
     partial_diffusion,
     sample_ddim,
     sample_ddpm,
@@ -54,8 +56,10 @@ __all__ = [
     "check_parameterization",
     "cosine_schedule",
     "denoising_loss",
+    "ensemble",
     "ensemble_steps",
     "fast_autocast_dtype",
+    "generate",
     "get_schedule",
     "learning_rate_at",
     "linear_schedule",

@@ -7,15 +7,17 @@ steps: the transitions use alpha_bar of the two grid steps only.
 """
 
 import math
-import sys
 
 import torch
 
+from .._progress import progress, row_chunks
 from .parameterization import check_parameterization, noised, to_noise, to_state
 from .training import _randn
 
 __all__ = [
+    "ensemble",
     "ensemble_steps",
+    "generate",
     "partial_diffusion",
     "sample_ddim",
     "sample_ddpm",
@@ -74,21 +76,35 @@ def _check_grid(timesteps, schedule):
     return timesteps
 
 
-def _progress(index, total, disable):
-    if not disable:
-        print(
-            f"\rsampling step {index + 1}/{total}", end="", file=sys.stderr, flush=True
-        )
-        if index + 1 == total:
-            print(file=sys.stderr)
-
-
 def _denoise(model, z, t, ab, parameterization):
     prediction = model(z, t)
     return (
         to_state(parameterization, prediction, z, ab),
         to_noise(parameterization, prediction, z, ab),
     )
+
+
+def _walk(model, z, schedule, timesteps, parameterization, move, callback, disable):
+    """The loop every sampler shares: denoise at each grid step, then `move`.
+
+    ``move(z, x_hat, eps_hat, ab_t, ab_s)`` returns the state at the next
+    grid step s (x_hat itself at s = 0, handled here).
+    """
+    check_parameterization(parameterization)
+    timesteps = _check_grid(timesteps, schedule)
+    alpha_bar = schedule.alpha_bar.tolist()
+    with progress(
+        len(timesteps), desc="sampling", verbose=not disable, unit="step"
+    ) as bar:
+        for i, t in enumerate(timesteps):
+            s = timesteps[i + 1] if i + 1 < len(timesteps) else 0
+            ab_t, ab_s = alpha_bar[t], alpha_bar[s]
+            x_hat, eps_hat = _denoise(model, z, t, ab_t, parameterization)
+            z = x_hat if s == 0 else move(z, x_hat, eps_hat, ab_t, ab_s)
+            if callback is not None:
+                callback({"i": i, "t": t, "z": z, "x_hat": x_hat})
+            bar.update(1)
+    return z
 
 
 @torch.no_grad()
@@ -125,33 +141,25 @@ def sample_ddpm(
     callback : callable, default=None
         Called as ``callback({"i", "t", "z", "x_hat"})`` after each step.
     disable : bool, default=True
-        Hide the progress line.
+        Hide the progress.
 
     Returns
     -------
     torch.Tensor like z
         The generated clean states.
     """
-    check_parameterization(parameterization)
-    timesteps = _check_grid(timesteps, schedule)
-    alpha_bar = schedule.alpha_bar.tolist()
-    for i, t in enumerate(timesteps):
-        s = timesteps[i + 1] if i + 1 < len(timesteps) else 0
-        ab_t, ab_s = alpha_bar[t], alpha_bar[s]
-        x_hat, _ = _denoise(model, z, t, ab_t, parameterization)
+
+    def move(z, x_hat, eps_hat, ab_t, ab_s):
         alpha = ab_t / ab_s
-        if s == 0:
-            z = x_hat
-        else:
-            mean = ((ab_s**0.5) * (1 - alpha) / (1 - ab_t)) * x_hat + (
-                (alpha**0.5) * (1 - ab_s) / (1 - ab_t)
-            ) * z
-            std = ((1 - ab_s) / (1 - ab_t) * (1 - alpha)) ** 0.5
-            z = mean + std * _randn(z.shape, generator, z.device, z.dtype)
-        if callback is not None:
-            callback({"i": i, "t": t, "z": z, "x_hat": x_hat})
-        _progress(i, len(timesteps), disable)
-    return z
+        mean = ((ab_s**0.5) * (1 - alpha) / (1 - ab_t)) * x_hat + (
+            (alpha**0.5) * (1 - ab_s) / (1 - ab_t)
+        ) * z
+        std = ((1 - ab_s) / (1 - ab_t) * (1 - alpha)) ** 0.5
+        return mean + std * _randn(z.shape, generator, z.device, z.dtype)
+
+    return _walk(
+        model, z, schedule, timesteps, parameterization, move, callback, disable
+    )
 
 
 @torch.no_grad()
@@ -175,18 +183,13 @@ def sample_ddim(
     torch.Tensor like z
         The generated clean states.
     """
-    check_parameterization(parameterization)
-    timesteps = _check_grid(timesteps, schedule)
-    alpha_bar = schedule.alpha_bar.tolist()
-    for i, t in enumerate(timesteps):
-        s = timesteps[i + 1] if i + 1 < len(timesteps) else 0
-        x_hat, eps_hat = _denoise(model, z, t, alpha_bar[t], parameterization)
-        ab_s = alpha_bar[s]
-        z = x_hat if s == 0 else ab_s**0.5 * x_hat + (1 - ab_s) ** 0.5 * eps_hat
-        if callback is not None:
-            callback({"i": i, "t": t, "z": z, "x_hat": x_hat})
-        _progress(i, len(timesteps), disable)
-    return z
+
+    def move(z, x_hat, eps_hat, ab_t, ab_s):
+        return noised(x_hat, ab_s, eps_hat)
+
+    return _walk(
+        model, z, schedule, timesteps, parameterization, move, callback, disable
+    )
 
 
 SAMPLERS = {"ddpm": sample_ddpm, "ddim": sample_ddim}
@@ -249,3 +252,75 @@ def partial_diffusion(
     return sample_ddpm(
         model, z, schedule, grid, parameterization, generator, disable=disable
     )
+
+
+def generate(
+    model,
+    n_samples,
+    n_features,
+    schedule,
+    *,
+    n_steps=100,
+    method="ddpm",
+    parameterization="velocity",
+    generator=None,
+    chunk_size=65536,
+    disable=True,
+):
+    """`n_samples` clean states denoised from pure noise, in chunks of rows.
+
+    The noise is drawn on the generator's device (the CPU by default) chunk by
+    chunk, then moved to the model's device. Returns a float32 CPU tensor of
+    shape (n_samples, n_features); memory beyond it is one chunk.
+    """
+    device = next(model.parameters()).device
+    grid = timestep_grid(schedule.n_steps, n_steps)
+    out = torch.empty(n_samples, n_features)
+    for rows in row_chunks(n_samples, chunk_size):
+        z = _randn((rows.stop - rows.start, n_features), generator, device, out.dtype)
+        if method == "ddim":
+            x = sample_ddim(model, z, schedule, grid, parameterization, disable=disable)
+        else:
+            x = sample_ddpm(
+                model, z, schedule, grid, parameterization, generator, disable=disable
+            )
+        out[rows] = x.cpu()
+    return out
+
+
+def ensemble(
+    model,
+    x,
+    tau,
+    n_members,
+    schedule,
+    *,
+    n_steps,
+    method="ddpm",
+    parameterization="velocity",
+    generator=None,
+    chunk_size=65536,
+    disable=True,
+):
+    """`n_members` partial-diffusion members around each row of `x`, in chunks.
+
+    `x` holds clean (standardised) states on any device; about `chunk_size`
+    members are denoised at once on the model's device. Returns a float32 CPU
+    tensor of shape (n_samples, n_members, n_features).
+    """
+    device = next(model.parameters()).device
+    out = torch.empty(x.shape[0], n_members, x.shape[1])
+    for rows in row_chunks(x.shape[0], max(1, chunk_size // n_members)):
+        members = partial_diffusion(
+            model,
+            x[rows].to(device).repeat_interleave(n_members, dim=0),
+            tau,
+            schedule,
+            n_steps,
+            method=method,
+            parameterization=parameterization,
+            generator=generator,
+            disable=disable,
+        )
+        out[rows] = members.cpu().reshape(-1, n_members, x.shape[1])
+    return out
