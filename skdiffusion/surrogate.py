@@ -4,11 +4,13 @@ import warnings
 from numbers import Integral, Real
 
 import numpy as np
-from sklearn.base import BaseEstimator, RegressorMixin, _fit_context, clone
+from sklearn.base import BaseEstimator, RegressorMixin, clone
 from sklearn.linear_model import LinearRegression
-from sklearn.utils._param_validation import HasMethods, Interval
+from sklearn.utils._param_validation import HasMethods, Interval, validate_params
 from sklearn.utils._tags import get_tags
 from sklearn.utils.validation import check_is_fitted, validate_data
+
+from ._base import fit_context, progress
 
 __all__ = ["SurrogateForecaster"]
 
@@ -52,7 +54,7 @@ class SurrogateForecaster(RegressorMixin, BaseEstimator):
         Standard deviation of the training next states (1 where it is 0);
         the unit of ``blowup_threshold``.
     n_features_in_ : int
-        Number of features seen during fit.
+        Number of columns of ``X``: state variables, then constant inputs.
     feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Names of features seen during fit, when ``X`` has string column names.
 
@@ -103,10 +105,8 @@ class SurrogateForecaster(RegressorMixin, BaseEstimator):
     def _get_regressor(self):
         return LinearRegression() if self.regressor is None else self.regressor
 
-    @_fit_context(
-        # The regressor's parameters are validated by its own fit.
-        prefer_skip_nested_validation=False
-    )
+    # The regressor's parameters are validated by its own fit.
+    @fit_context(prefer_skip_nested_validation=False)
     def fit(self, X, y, **fit_params):
         """Fit a clone of the regressor to the increment ``y - X``.
 
@@ -123,16 +123,10 @@ class SurrogateForecaster(RegressorMixin, BaseEstimator):
         Returns
         -------
         self : SurrogateForecaster
-            The fitted forecaster.
+            The fitted forecaster; unchanged if the fit raises.
         """
-        X, y = validate_data(
-            self,
-            X,
-            y,
-            multi_output=True,
-            y_numeric=True,
-            dtype=[np.float64, np.float32],
-        )
+        dtype = [np.float64, np.float32]
+        X, y = validate_data(self, X, y, multi_output=True, y_numeric=True, dtype=dtype)
         next_state = y.reshape(len(y), -1)
         n_state = next_state.shape[1]
         if n_state > X.shape[1]:
@@ -167,7 +161,7 @@ class SurrogateForecaster(RegressorMixin, BaseEstimator):
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
-            States.
+            States, followed by any constant inputs, as in fit.
 
         Returns
         -------
@@ -190,6 +184,10 @@ class SurrogateForecaster(RegressorMixin, BaseEstimator):
             bad |= np.any(beyond, axis=1)
         return bad
 
+    @validate_params(
+        {"X0": ["array-like"], "n_steps": [Interval(Integral, 1, None, closed="left")]},
+        prefer_skip_nested_validation=True,
+    )
     def forecast(self, X0, n_steps):
         """Roll the model out autoregressively from initial states.
 
@@ -209,25 +207,23 @@ class SurrogateForecaster(RegressorMixin, BaseEstimator):
             ``RuntimeWarning`` says how many did; the others go on.
         """
         check_is_fitted(self)
-        if isinstance(n_steps, bool) or not isinstance(n_steps, Integral):
-            raise ValueError(f"n_steps must be an int, got {n_steps!r}.")
-        if n_steps < 1:
-            raise ValueError(f"n_steps must be >= 1, got {n_steps}.")
         X0 = validate_data(self, X0, reset=False, dtype=[np.float64, np.float32])
 
         trajectories = np.full((len(X0), n_steps + 1, X0.shape[1]), np.nan, X0.dtype)
         trajectories[:, 0] = X0
         alive = np.arange(len(X0))
-        for step in range(1, n_steps + 1):
-            with np.errstate(over="ignore", invalid="ignore"):
-                states = self._step(trajectories[alive, step - 1])
-            ok = ~self._blown_up(states)
-            trajectories[alive[ok], step] = states[ok]
-            alive = alive[ok]
-            if self.verbose and (step % max(1, n_steps // 10) == 0 or not alive.size):
-                print(f"forecast step {step}/{n_steps}: {alive.size} running")
-            if not alive.size:
-                break
+        desc = f"{type(self).__name__}.forecast"
+        with progress(n_steps, desc=desc, verbose=self.verbose, unit="step") as bar:
+            for step in range(1, n_steps + 1):
+                with np.errstate(over="ignore", invalid="ignore"):
+                    states = self._step(trajectories[alive, step - 1])
+                ok = ~self._blown_up(states)
+                trajectories[alive[ok], step] = states[ok]
+                alive = alive[ok]
+                bar.set_postfix_str(f"{alive.size} running", refresh=False)
+                bar.update()
+                if not alive.size:
+                    break
 
         n_blown_up = len(X0) - alive.size
         if n_blown_up:

@@ -11,6 +11,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
+from skdiffusion.linear_model import StreamingRidge
 from skdiffusion.surrogate import SurrogateForecaster
 
 ROTATION = np.array([[0.9, -0.3], [0.3, 0.9]])  # a damped rotation
@@ -145,9 +146,47 @@ def test_joblib_round_trip(tmp_path):
 def test_verbose_reports_progress_and_silent_otherwise(capsys):
     X, y = linear_system()
     SurrogateForecaster(Ridge()).fit(X, y).forecast(X[:2], 10)
-    assert capsys.readouterr().out == ""
+    assert capsys.readouterr() == ("", "")
     SurrogateForecaster(Ridge(), verbose=True).fit(X, y).forecast(X[:2], 10)
-    assert "forecast step 10/10" in capsys.readouterr().out
+    out, err = capsys.readouterr()
+    assert out == "" and "SurrogateForecaster.forecast: 10/10 step" in err
+
+
+def test_forecast_reports_its_steps_not_those_of_the_regressor(capsys):
+    X, y = linear_system()
+    regressor = StreamingRidge(chunk_size=1, verbose=True)
+    model = SurrogateForecaster(regressor, verbose=True).fit(X, y)
+    assert "StreamingRidge.fit" in capsys.readouterr().err
+    model.forecast(X[:2], 10)
+    lines = capsys.readouterr().err.splitlines()
+    assert lines and all(
+        line.startswith("SurrogateForecaster.forecast: ") for line in lines
+    )
+    assert lines[-1].startswith("SurrogateForecaster.forecast: 10/10 step")
+
+
+@pytest.mark.parametrize(
+    "case", ["other width", "other column names", "y wider than X"]
+)
+def test_a_failed_refit_leaves_every_fitted_attribute_as_it_was(case):
+    pd = pytest.importorskip("pandas")
+    X, y = linear_system()
+    frame = pd.DataFrame(X, columns=["u", "v"])
+    model = SurrogateForecaster(Ridge()).fit(frame, y)
+    prediction, forecast = model.predict(frame), model.forecast(frame[:3], 5)
+    nan_y = y.copy()
+    nan_y[-1, 0] = np.nan
+    X_bad, y_bad = {
+        "other width": (np.c_[X, X], nan_y),
+        "other column names": (frame.set_axis(["p", "q"], axis=1), nan_y),
+        "y wider than X": (frame[["u"]], y),  # fails after validation
+    }[case]
+    with pytest.raises(ValueError):
+        model.fit(X_bad, y_bad)
+    assert_array_equal(model.predict(frame), prediction)
+    assert_array_equal(model.forecast(frame[:3], 5), forecast)
+    assert model.n_features_in_ == 2
+    assert_array_equal(model.feature_names_in_, ["u", "v"])
 
 
 @pytest.mark.parametrize(
@@ -170,10 +209,11 @@ def test_fit_bad_input(X, y, match):
 @pytest.mark.parametrize(
     "X0, n_steps, match",
     [
-        (np.zeros((2, 2)), 0, "n_steps must be >= 1"),
-        (np.zeros((2, 2)), -3, "n_steps must be >= 1"),
-        (np.zeros((2, 2)), 2.5, "n_steps must be an int"),
-        (np.zeros((2, 2)), True, "n_steps must be an int"),
+        (np.zeros((2, 2)), 0, "n_steps"),
+        (np.zeros((2, 2)), -3, "n_steps"),
+        (np.zeros((2, 2)), 2.5, "n_steps"),
+        (np.zeros((2, 2)), "3", "n_steps"),
+        (None, 3, "X0"),
         (np.zeros(2), 3, "Expected 2D array"),
         (np.zeros((2, 2, 1)), 3, "dim 3"),
         (np.zeros((2, 3)), 3, "X has 3 features"),
