@@ -141,7 +141,7 @@ def main():
                 model,
                 X,
                 schedule=schedule,
-                n_iter=steps,
+                max_iter=steps,
                 batch_size=batch_size,
                 learning_rate=3e-4,
                 eval_every=steps,

@@ -254,7 +254,9 @@ class DiffusionFeaturizer(TransformerMixin, BaseEstimator):
     ----------
     feature_times : array-like of int, default=(0, 50, 100, 200, 400, 600)
         Pseudo-times (diffusion steps in ``0..n_diffusion_steps``) at which
-        the features are taken; distinct.
+        the features are taken; distinct. Training does not use them, so
+        they may be changed with ``set_params`` after fitting: the next
+        ``transform`` uses the new times, without refitting.
     n_hidden : int, default=256
         Width of the network; also the number of features per time.
     n_blocks : int, default=3
@@ -277,7 +279,9 @@ class DiffusionFeaturizer(TransformerMixin, BaseEstimator):
     parameterization : {"velocity", "noise", "state"}, default="velocity"
         What the network predicts from a noised state.
     max_iter : int, default=400
-        Optimiser steps per call to ``fit`` (0 gives the untrained network).
+        Optimiser steps (mini-batches) per call to ``fit``, the budget unit
+        of every torch estimator of the package (0 gives the untrained
+        network).
         With the other defaults, about 30 seconds on two CPU cores; longer
         training lowers the denoising loss (by under 1 % from 400 to 800
         steps) but, measured on Lorenz 63, gives a ridge head on the SiLU
@@ -301,12 +305,13 @@ class DiffusionFeaturizer(TransformerMixin, BaseEstimator):
         decay (e.g. 0.999) and use the averaged weights in ``transform``,
         ``sample``, ``sample_ensemble`` and ``score``.
     validation_fraction : float, default=None
-        If set, hold out this fraction of the states (at random) and record
-        the negative denoising loss on them in ``validation_scores_``.
+        If set, hold out this fraction of the states (at random), record
+        the negative denoising loss on them in ``validation_scores_``, and
+        keep the weights of the best evaluation.
     n_iter_no_change : int, default=None
         If set, stop when the validation score (or, without validation, the
-        negative training loss) has not improved by ``tol`` for this many
-        evaluations in a row.
+        negative training loss) has not improved by more than ``tol`` for
+        this many evaluations in a row; None never stops early.
     tol : float, default=1e-4
         Improvement that counts for ``n_iter_no_change``.
     eval_every : int, default=100
@@ -323,7 +328,9 @@ class DiffusionFeaturizer(TransformerMixin, BaseEstimator):
         Where the network runs: "auto" picks CUDA when available, else the
         CPU. It may be changed with ``set_params`` after fitting or loading.
     verbose : int, default=0
-        Print training progress (and sampling progress) when positive.
+        Show the progress of training and sampling when positive: a bar in
+        a terminal or notebook, lines otherwise, with elapsed time and time
+        left.
     random_state : int, RandomState instance or None, default=None
         Seeds the initial weights, the batches, steps and noise of training,
         and the validation split. An int makes ``fit`` reproducible on a
@@ -340,11 +347,13 @@ class DiffusionFeaturizer(TransformerMixin, BaseEstimator):
         Mean of the training states, subtracted before the network.
     scale_ : ndarray of shape (`n_features_in_`,)
         Standard deviation of the training states (1 where it is 0).
-    activation_ : str
-        The activation of the fitted network (``transform``, sampling and
-        scoring use it even if ``activation`` is changed afterwards).
-    feature_times_ : ndarray of shape (n_times,)
-        The validated ``feature_times`` used by ``transform``.
+    network_params_ : dict
+        The parameters that shaped the fitted network (``n_hidden``,
+        ``n_blocks``, ``time_embedding_dim``, ``activation``, ``schedule``,
+        ``n_diffusion_steps``, ``parameterization``). If one of them is
+        changed after fit, ``transform``, sampling, scoring and a warm
+        start raise a ``ValueError`` naming it, rather than use a network
+        that does not match.
     network_state_ : dict of str to ndarray
         The raw weights of the network (CPU numpy arrays).
     ema_state_ : dict of str to ndarray or None
@@ -366,7 +375,7 @@ class DiffusionFeaturizer(TransformerMixin, BaseEstimator):
     --------
     RFFFeaturizer : Random Fourier features, the untrained baseline of the
         paper.
-    skdiffusion.diffusion.train_denoiser : The training loop.
+    skdiffusion.engine.train : The training loop of every torch estimator.
     skdiffusion.diffusion.partial_diffusion : The ensemble generator.
 
     Notes
@@ -404,9 +413,10 @@ class DiffusionFeaturizer(TransformerMixin, BaseEstimator):
     (KeyboardInterrupt) keeps the weights trained so far.
 
     If training diverges, ``fit`` raises
-    :class:`~skdiffusion.diffusion.TrainingDivergedError` (a ``ValueError``)
-    and leaves the featurizer as it was before the call: unfitted if it was
-    unfitted, with its previous fit otherwise.
+    :class:`~skdiffusion.engine.TrainingDivergedError` (a ``ValueError``;
+    the loss is checked after the last step too) and, like any failed
+    ``fit``, leaves the featurizer as it was before the call: unfitted if it
+    was unfitted, with its previous fit (weights, optimiser state) otherwise.
 
     ``score`` is the negative denoising loss with steps and noise drawn from
     a fixed seed, so it is deterministic and comparable between featurizers
@@ -555,9 +565,8 @@ class DiffusionFeaturizer(TransformerMixin, BaseEstimator):
         model = seeded_module(lambda: self._new_network(X.shape[1]), rng)
         if continuing:
             model.load_state_dict(from_numpy_state(self.network_state_))
-        model = model.to(device)
         X_t = standardized_tensor(X, mean, scale, device)
-        history = self._train(model, X_t, rng, device, continuing)
+        history = self._train(model.to(device), X_t, rng, device, continuing)
 
         self.mean_, self.scale_ = mean, scale
         self.network_params_ = {name: getattr(self, name) for name in _NETWORK_PARAMS}
@@ -603,11 +612,7 @@ class DiffusionFeaturizer(TransformerMixin, BaseEstimator):
             n_iter_no_change=self.n_iter_no_change,
             tol=self.tol,
             optimizer_state=self._optimizer_state if continuing else None,
-            ema_state=(
-                from_numpy_state(self.ema_state_, device)
-                if continuing and self.ema_state_ is not None
-                else None
-            ),
+            ema_state=self.ema_state_ if continuing else None,
             history=history,
             verbose=self.verbose,
             desc=type(self).__name__,
@@ -749,7 +754,6 @@ class DiffusionFeaturizer(TransformerMixin, BaseEstimator):
 
     @validate_params(
         {
-            "X": ["array-like"],
             "tau": [Interval(Integral, 0, None, closed="left")],
             "n_members": [Interval(Integral, 1, None, closed="left")],
             "n_steps": [None, Interval(Integral, 1, None, closed="left")],
@@ -848,10 +852,7 @@ class DiffusionFeaturizer(TransformerMixin, BaseEstimator):
 
     def __getstate__(self):
         # the cached torch module may live on a GPU: pickle the CPU state only
-        state = super().__getstate__()
-        if "_models" in state:
-            state["_models"] = {}
-        return state
+        return {**super().__getstate__(), "_models": {}}
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
