@@ -22,7 +22,9 @@ minutes on two CPU cores; ``"paper"`` uses the paper's recipe on a GPU.
 # %%
 # Train, generate and score
 # -------------------------
-from skdiffusion.experiments import generation_quality, plot_generation_quality
+import matplotlib.pyplot as plt
+
+from skdiffusion.experiments import generation_quality
 
 table, samples = generation_quality("quick", return_samples=True, verbose=True)
 print(table.round(4).to_string(index=False))
@@ -30,6 +32,15 @@ print(table.round(4).to_string(index=False))
 # %%
 # Generated against true states
 # -----------------------------
-# Projections on the x-z plane: the held-out trajectory, the two references
-# and each model's samples.
-figure = plot_generation_quality(samples)
+# Projections on the x-z plane (normalised units): the held-out trajectory,
+# the two references and each model's samples.
+figure, grid = plt.subplots(3, 3, figsize=(9, 9), sharex=True, sharey=True)
+for ax, (name, states) in zip(grid.flat, samples.items(), strict=True):
+    color = "black" if "trajectory" in name else "tab:red"
+    ax.scatter(states[:, 0], states[:, 2], s=0.5, alpha=0.4, color=color)
+    ax.set(title=name, xlim=(-3.5, 3.5), ylim=(-3.5, 3.5))
+for ax in grid[-1]:
+    ax.set_xlabel("x")
+for ax in grid[:, 0]:
+    ax.set_ylabel("z")
+figure.tight_layout()

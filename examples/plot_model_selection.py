@@ -29,6 +29,8 @@ print(table[["features", "head", "mean_nrmse", "std_nrmse", "rank", "mean_fit_ti
 # %%
 # The search itself
 # -----------------
-# :func:`skdiffusion.experiments.selection.make_search` builds the
-# :class:`~sklearn.model_selection.GridSearchCV`; fit it on your own states
-# ``X``, next states ``Y`` and trajectory ``groups`` to search other grids.
+# :func:`skdiffusion.experiments.make_search` builds the
+# :class:`~sklearn.model_selection.GridSearchCV` around a pipeline with a
+# ``memory`` cache, so that each fold's features are computed once for both
+# heads; fit it on your own states ``X``, next states ``Y`` and trajectory
+# ``groups`` to search other grids.

@@ -21,7 +21,9 @@ cores; ``"paper"`` spans the paper's ranges on a GPU.
 # %%
 # Run the three studies
 # ---------------------
-from skdiffusion.experiments import plot_scaling, scaling_studies
+import matplotlib.pyplot as plt
+
+from skdiffusion.experiments import scaling_studies
 
 table = scaling_studies("quick", verbose=True)
 print(table.pivot_table(index=["study", "value"], columns="model", values="nrmse"))
@@ -29,4 +31,20 @@ print(table.pivot_table(index=["study", "value"], columns="model", values="nrmse
 # %%
 # Error against each variable
 # ---------------------------
-figure = plot_scaling(table)
+# The median over seeds of each model's nRMSE, one panel per study.
+labels = {
+    "n_pairs": "training pairs",
+    "target_noise": "noise std on the targets (normalised units)",
+    "lead_time": "lead time of the target (MTU)",
+}
+figure, axes = plt.subplots(1, 3, figsize=(13.5, 4))
+for ax, (study, rows) in zip(axes, table.groupby("study", sort=False), strict=True):
+    medians = rows.pivot_table(index="value", columns="model", values="nrmse")
+    for model, curve in medians.items():
+        style = {"color": "black", "linestyle": ":"} if model == "persistence" else {}
+        ax.plot(curve.index, curve, marker="o", label=model, **style)
+    ax.set(xscale="log", yscale="log", xlabel=labels[study])
+    ax.set(ylabel="nRMSE of the increment")
+    ax.grid(True, alpha=0.3)
+axes[0].legend(fontsize="small")
+figure.tight_layout()

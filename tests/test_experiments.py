@@ -1,29 +1,34 @@
-"""The paper's experiments at a tiny size: structure and sanity of the numbers."""
+"""The paper's experiments at a tiny size: tables, summaries, sane numbers."""
 
-import sys
+import dataclasses
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
-from skdiffusion.experiments import __main__ as cli
 from skdiffusion.experiments import (
-    _common,
+    AssimilationPreset,
+    GenerationPreset,
+    ScalingPreset,
+    SelectionPreset,
+    SurrogatePreset,
     format_summary,
     generation_quality,
     model_selection,
+    run_assimilation_experiment,
     scaling_studies,
     summarize_surrogates,
     surrogate_comparison,
     transfer_vs_scratch,
 )
+from skdiffusion.experiments import __main__ as cli
 from skdiffusion.experiments import surrogate as surrogate_module
 from skdiffusion.experiments.surrogate import MODELS
 
 TINY_FEATURIZER = {"max_iter": 30, "n_hidden": 16, "batch_size": 256}
-TINY_NETWORK = {"max_iter": 2, "batch_size": 64}
-
-TINY_SURROGATES = dict(
+TINY_NETWORK = {"max_iter": 20, "batch_size": 64}
+TINY_SURROGATES = SurrogatePreset(
     n_seeds=2,
     n_train_trajectories=2,
     n_train_steps=600,
@@ -52,8 +57,7 @@ def one_torch_thread():
 @pytest.fixture(scope="module")
 def comparison(tmp_path_factory):
     output_dir = tmp_path_factory.mktemp("surrogates")
-    table = surrogate_comparison(**TINY_SURROGATES, output_dir=output_dir)
-    return table, output_dir
+    return surrogate_comparison(TINY_SURROGATES, output_dir=output_dir), output_dir
 
 
 def _at(table, model, lead):
@@ -61,68 +65,95 @@ def _at(table, model, lead):
     return table.loc[rows, "nrmse"].to_numpy()
 
 
-def test_surrogate_comparison_table_structure(comparison):
+def test_surrogate_comparison_is_a_tidy_table(comparison):
     table, output_dir = comparison
-    n_rows_per_curve = TINY_SURROGATES["n_leads"] + 1
-    # every model for every seed, plus the truth row, at every lead time
-    assert len(table) == (1 + 2 * len(MODELS)) * n_rows_per_curve
+    # every model for every seed, plus the truth, at every lead 0 .. 20
+    assert len(table) == (1 + 2 * len(MODELS)) * 21
+    assert list(table.columns) == [
+        "model",
+        "kind",
+        "seed",
+        "lead_time",
+        "nrmse",
+        "hellinger",
+        "blown_up",
+        "fit_time",
+        "pretrain_time",
+    ]
     assert set(table["model"]) == {"truth", *MODELS}
-    assert set(table["kind"]) == {
-        "truth",
-        "baseline",
-        "scratch",
-        "transfer",
-        "untrained",
-    }
     assert table.groupby("model")["seed"].nunique().drop("truth").eq(2).all()
     np.testing.assert_allclose(np.unique(table["lead_time"]), np.arange(21) * 0.1)
-    for name in (
-        "surrogate_comparison.csv",
-        "surrogate_comparison.png",
-        "surrogate_summary.csv",
-    ):
+    pretrained = table["kind"].isin(["transfer", "untrained"])
+    assert table.loc[pretrained, "pretrain_time"].gt(0).all()
+    assert table.loc[~pretrained, "pretrain_time"].isna().all()
+    written = pd.read_csv(output_dir / "surrogate_comparison.csv")
+    assert written.shape == table.shape
+    for name in ("surrogate_comparison.png", "surrogate_summary.csv"):
         assert (output_dir / name).stat().st_size > 0
 
 
 def test_surrogate_comparison_numbers_are_sane(comparison):
     table, _ = comparison
     forecasts = table[table["kind"] != "truth"]
-    assert np.all(forecasts.loc[forecasts["lead_time"] == 0, "nrmse"] == 0)
+    assert (forecasts.loc[forecasts["lead_time"] == 0, "nrmse"] == 0).all()
     # one step never blows up: every model has a finite error at 0.1 MTU
-    assert np.all(
-        np.isfinite(forecasts.loc[np.isclose(forecasts["lead_time"], 0.1), "nrmse"])
-    )
+    at_one_step = forecasts[np.isclose(forecasts["lead_time"], 0.1)]
+    assert np.isfinite(at_one_step["nrmse"]).all()
     assert table["hellinger"].between(0, 1).all()
     assert table["blown_up"].between(0, 1).all()
-    # errors grow with lead time
     for model in ("RFF(1536)+ridge", "transfer(6 t)+ridge"):
         assert np.median(_at(table, model, 0.1)) < np.median(_at(table, model, 1.0))
     # trained diffusion features beat the untrained network's
     trained = _at(table, "transfer(6 t)+ridge", 0.1)
-    untrained = _at(table, "untrained(6 t)+ridge", 0.1)
-    assert np.max(trained) < np.min(untrained)
+    assert trained.max() < _at(table, "untrained(6 t)+ridge", 0.1).min()
 
 
-def test_surrogate_summary_and_claim(comparison):
-    table, _ = comparison
-    summary = summarize_surrogates(table)
-    # leads of 5 and 10 MTU lie beyond these forecasts
-    metrics = ["nrmse@0.1", "nrmse@1", "nrmse@2", "hellinger", "blown_up"]
-    assert list(summary["metric"].unique()) == metrics
-    assert len(summary) == (1 + len(MODELS)) * len(metrics)
-    finite = summary.dropna(subset=["median"])
-    assert (finite["q05"] <= finite["median"]).all()
-    assert (finite["median"] <= finite["q95"]).all()
+def test_transfer_models_read_their_own_pseudo_times():
+    X = np.random.default_rng(0).normal(size=(64, 3))
+    featurizers = surrogate_module.fit_featurizers(X, TINY_SURROGATES, seed=0)
+    for name, n_times in [("transfer(6 t)+ridge", 6), ("transfer(t=400)+ridge", 1)]:
+        ridge = MODELS[name][1](TINY_SURROGATES, 0, featurizers)
+        assert ridge.transformer.transform(X).shape == (64, 16 * n_times)
+    shallow = MODELS["transfer(t=0,400)+shallow"][1](TINY_SURROGATES, 0, featurizers)
+    assert shallow[0].transform(X).shape == (64, 32)
+    # the shared featurizer itself is left as it was fitted
+    assert featurizers["transfer"].transform(X).shape == (64, 96)
+
+
+def test_summary_of_a_known_table():
+    curves = {"a": [[0, 1, 2], [0, 2, 4], [0, 3, np.nan]], "b": [[0, 5, 6]] * 3}
+    table = pd.concat(
+        pd.DataFrame(
+            {
+                "model": model,
+                "kind": "scratch" if model == "a" else "transfer",
+                "seed": seed,
+                "lead_time": [0.0, 0.1, 0.2],
+                "nrmse": curve,
+                "hellinger": 0.1 * seed,
+                "blown_up": float(np.isnan(curve).any()),
+            }
+        )
+        for model, model_curves in curves.items()
+        for seed, curve in enumerate(model_curves)
+    )
+    summary = summarize_surrogates(table, lead_times=(0.1, 0.2, 5.0))
+    assert list(summary["metric"].unique()) == [
+        "nrmse@0.1",
+        "nrmse@0.2",
+        "hellinger",
+        "blown_up",
+    ]
+    a = summary[summary["model"] == "a"].set_index("metric")
+    assert a.loc["nrmse@0.1", "median"] == 2
+    np.testing.assert_allclose(a.loc["nrmse@0.1", ["q05", "q95"]], [1.1, 2.9])
+    assert np.isnan(a.loc["nrmse@0.2", "median"])  # a seed blew up
+    np.testing.assert_allclose(a.loc["blown_up", "median"], 0)
     text = format_summary(summary)
-    assert "Median over 2 seeds" in text and "transfer(6 t)+ridge" in text
+    assert "Median over 3 seeds" in text and "blew up" in text
     verdict = transfer_vs_scratch(summary)
-    low, high = verdict["scratch_range"]
-    assert low <= high
-    assert set(verdict["transfer"]) == {
-        name for name, (kind, _, _) in MODELS.items() if kind == "transfer"
-    }
-    for median, within in verdict["transfer"].values():
-        assert within == (low <= median <= high)
+    np.testing.assert_allclose(verdict["scratch_range"], (1.1, 2.9))
+    assert verdict["transfer"] == {"b": (5.0, False)}
 
 
 def test_main_prints_the_table(comparison, monkeypatch, capsys):
@@ -130,59 +161,40 @@ def test_main_prints_the_table(comparison, monkeypatch, capsys):
     monkeypatch.setattr(
         surrogate_module, "surrogate_comparison", lambda *args, **kwargs: table
     )
-    cli.main(["--quiet"])
+    cli.main(["--quiet", "--n-seeds", "2"])
     out = capsys.readouterr().out
     assert "Median over 2 seeds" in out
+    assert "transfer(6 t)+ridge" in out
     assert "From-scratch networks at 0.1 MTU" in out
     assert "Wall time" in out
 
 
-def test_tables_without_pandas(comparison, monkeypatch, tmp_path):
-    table, _ = comparison
-    monkeypatch.setitem(sys.modules, "pandas", None)  # import pandas fails
-    columns = _common.table_columns(table)
-    as_dict = _common.make_table(columns)
-    assert isinstance(as_dict, dict)
-    summary = summarize_surrogates(as_dict)
-    assert isinstance(summary, dict)
-    assert "transfer(6 t)+ridge" in format_summary(summary)
-    _common.write_csv(summary, tmp_path / "summary.csv")
-    lines = (tmp_path / "summary.csv").read_text().splitlines()
-    assert lines[0] == "model,kind,metric,median,q05,q95,n_seeds"
-    assert len(lines) == 1 + len(summary["model"])
-
-
-def test_generation_quality_tiny(tmp_path):
-    table, samples = generation_quality(
+def test_generation_quality_tiny():
+    preset = GenerationPreset(
         n_train_trajectories=2,
         n_train_steps=500,
-        n_reference_steps=2_000,
+        n_test_steps=2_000,
         n_samples=300,
         n_sampling_steps=10,
         featurizer={"max_iter": 5, "n_hidden": 16, "batch_size": 128},
-        return_samples=True,
-        output_dir=tmp_path,
     )
+    table, samples = generation_quality(preset, return_samples=True)
     assert len(table) == 2 + 6
     assert set(table["parameterization"]) == {"-", "noise", "state", "velocity"}
-    assert set(table["schedule"]) == {"-", "linear", "cosine"}
+    assert table["fit_time"].iloc[2:].gt(0).all()
     references = table.set_index("model").loc[["reference trajectory", "Gaussian fit"]]
-    assert np.isfinite(references.drop(columns=["fit_time"]).select_dtypes(float)).all(
-        axis=None
-    )
-    # a second true trajectory is closer to the held-out one than a Gaussian
     true, gauss = references.itertuples()
+    # a second true trajectory is closer to the held-out one than a Gaussian
     assert true.hellinger < gauss.hellinger
     assert true.nn_generated_to_reference < gauss.nn_generated_to_reference
     assert 0 <= true.extreme_fraction <= 0.1
     assert set(samples) == {"held-out trajectory", *table["model"]}
     assert all(s.shape == (300, 3) for s in samples.values())
-    assert (tmp_path / "generation_quality.png").stat().st_size > 0
 
 
 def test_scaling_studies_tiny(tmp_path):
     models = ("transfer(6 t)+ridge", "dense(2x256)", "RFF(256)+ridge")
-    table = scaling_studies(
+    preset = ScalingPreset(
         n_train_trajectories=2,
         n_train_steps=600,
         n_test_trajectories=1,
@@ -191,35 +203,34 @@ def test_scaling_studies_tiny(tmp_path):
         n_pairs=(16, 1024),
         target_noise=(0.01, 1.0),
         lead_steps=(1, 20),
-        n_updates=20,
+        max_iter=20,
         width=16,
-        models=models,
         featurizer=TINY_FEATURIZER,
-        output_dir=tmp_path,
     )
+    table = scaling_studies(preset, models=models, output_dir=tmp_path)
     assert len(table) == 6 * (1 + len(models))
-    assert set(table["study"]) == {"n_pairs", "target_noise", "lead_time"}
+    assert list(table.columns) == [
+        "study",
+        "value",
+        "model",
+        "seed",
+        "nrmse",
+        "fit_time",
+    ]
     assert np.isfinite(table["nrmse"]).all()
-
-    def nrmse(study, value, model):
-        rows = table[(table["study"] == study) & np.isclose(table["value"], value)]
-        return rows.loc[rows["model"] == model, "nrmse"].item()
-
-    # more pairs help; noisier targets hurt; longer leads are harder
-    assert nrmse("n_pairs", 1024, models[0]) < nrmse("n_pairs", 16, models[0])
-    assert nrmse("target_noise", 0.01, models[0]) < nrmse(
-        "target_noise", 1.0, models[0]
+    nrmse = table.set_index(["study", "value", "model"])["nrmse"]
+    first = models[0]
+    assert nrmse["n_pairs", 1024, first] < nrmse["n_pairs", 16, first]
+    assert nrmse["target_noise", 0.01, first] < nrmse["target_noise", 1.0, first]
+    assert (
+        nrmse["lead_time", 0.01, "persistence"] < nrmse["lead_time", 0.2, "persistence"]
     )
-    assert nrmse("lead_time", 0.01, "persistence") < nrmse(
-        "lead_time", 0.2, "persistence"
-    )
-    # with enough clean pairs, trained features beat persistence
-    assert nrmse("n_pairs", 1024, models[0]) < nrmse("n_pairs", 1024, "persistence")
-    assert (tmp_path / "scaling.png").stat().st_size > 0
+    assert nrmse["n_pairs", 1024, first] < nrmse["n_pairs", 1024, "persistence"]
+    assert (tmp_path / "scaling.csv").exists()
 
 
-def test_model_selection_tiny(tmp_path):
-    table = model_selection(
+def test_model_selection_tiny():
+    preset = SelectionPreset(
         n_trajectories=3,
         n_steps=400,
         n_splits=3,
@@ -227,31 +238,73 @@ def test_model_selection_tiny(tmp_path):
         width=16,
         head=TINY_NETWORK,
         featurizer={"max_iter": 5, "n_hidden": 16, "batch_size": 128},
-        output_dir=tmp_path,
     )
+    table = model_selection(preset)
     assert len(table) == 6  # 3 features x 2 heads
     assert list(table["rank"]) == sorted(table["rank"])
     assert np.all(np.diff(table["mean_nrmse"]) >= 0)  # best (lowest) first
-    assert np.isfinite(table["mean_nrmse"]).all()
+    assert (table["mean_nrmse"] > 0).all()
     assert set(table["features"]) == {
-        "RFFFeaturizer(n_components=64)",
-        "PolynomialFeatures(degree=4)",
+        "RFFFeaturizer",
+        "PolynomialFeatures",
         "DiffusionFeaturizer (frozen)",
     }
+    assert set(table["head"]) == {"StreamingRidge", "DenseRegressor"}
     assert {f"split{i}_nrmse" for i in range(3)} <= set(table.columns)
-    assert (tmp_path / "model_selection.csv").exists()
+
+
+def test_assimilation_tiny():
+    preset = AssimilationPreset(
+        n_train_trajectories=2,
+        n_train_steps=2_000,
+        featurizer={"max_iter": 5, "n_hidden": 16, "batch_size": 128},
+        n_members=10,
+        n_steps=5,
+        tau_grid=(30, 130),
+        static_inflations=(1.0, 4.0),
+        etkf_inflations=(1.0, 1.2),
+        n_tune_experiments=2,
+        n_tune_burn_in=5,
+        n_tune_cycles=10,
+        n_test_experiments=2,
+        n_test_burn_in=5,
+        n_test_cycles=10,
+    )
+    table = run_assimilation_experiment(preset)
+    test = table[table["stage"] == "test"].set_index("method")
+    assert len(table) == 6 * 2 + 7
+    assert list(test.index) == [
+        "diffusion EnOI",
+        "static diagonal EnOI",
+        "static full EnOI",
+        "3D-Var",
+        "ETKF (3)",
+        "ETKF (12)",
+        "climatology",
+    ]
+    assert test.loc["diffusion EnOI", "parameter"] == "tau"
+    assert test.loc["diffusion EnOI", "value"] in (30, 130)
+    # any method that assimilates beats the climatology by far
+    assert (test["analysis_rmse"].drop("climatology") < 0.5).all()
+    assert 0.8 < test.loc["climatology", "analysis_rmse"] < 1.3
+    assert test["analysis_rmse_se"].gt(0).all()
 
 
 @pytest.mark.parametrize(
-    "call, match",
+    "call, error, match",
     [
-        (lambda: surrogate_comparison("huge"), "preset must be one of"),
-        (lambda: surrogate_comparison(n_trees=3), "Unknown setting"),
-        (lambda: surrogate_comparison(models=["forest"]), "Unknown model"),
-        (lambda: scaling_studies(studies=["depth"]), "Unknown studies or models"),
-        (lambda: generation_quality("paper", colour="red"), "Unknown setting"),
+        (lambda: surrogate_comparison("huge"), ValueError, "Unknown preset"),
+        (lambda: surrogate_comparison(models=["forest"]), ValueError, "Unknown model"),
+        (lambda: scaling_studies(studies=["depth"]), ValueError, "Unknown studies"),
+        (lambda: SurrogatePreset(n_climate=200), ValueError, "n_climate"),
+        (lambda: SurrogatePreset(n_trees=3), TypeError, "n_trees"),
+        (
+            lambda: dataclasses.replace(GenerationPreset(), colour="red"),
+            TypeError,
+            "colour",
+        ),
     ],
 )
-def test_bad_arguments_raise_before_any_work(call, match):
-    with pytest.raises(ValueError, match=match):
+def test_bad_arguments_raise_before_any_work(call, error, match):
+    with pytest.raises(error, match=match):
         call()

@@ -1,147 +1,110 @@
 """Model selection: cross-validate features x heads with GroupKFold."""
 
+import tempfile
 import warnings
+from dataclasses import dataclass
 
-import numpy as np
+import pandas as pd
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.frozen import FrozenEstimator
 from sklearn.model_selection import GridSearchCV, GroupKFold
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import PolynomialFeatures
 
-from ..datasets import make_lorenz63
-from ._common import (
-    PAPER_FEATURIZER,
-    Progress,
-    make_table,
-    resolve_preset,
-    save_outputs,
-    seeds_from,
+from .. import (
+    DenseRegressor,
+    DiffusionFeaturizer,
+    RFFFeaturizer,
+    StreamingRidge,
+    SurrogateForecaster,
 )
+from ..datasets import make_lorenz63
+from ..metrics import make_nrmse_scorer
+from ._common import PAPER_FEATURIZER, params, preset_of, save, seeds_from
+
+
+@dataclass(frozen=True)
+class SelectionPreset:
+    """Sizes and recipes of :func:`model_selection`; the defaults are "quick".
+
+    ``head``: parameters of the one-hidden-layer
+    :class:`~skdiffusion.DenseRegressor`; ``featurizer``: of the
+    :class:`~skdiffusion.DiffusionFeaturizer`.
+    """
+
+    n_trajectories: int = 4
+    n_steps: int = 2_000
+    n_splits: int = 4
+    rff_components: int = 1536
+    ridge_alpha: float = 1e-4
+    width: int = 256
+    # 10 epochs of a fold's 5,970 training pairs in batches of 256 (24 steps)
+    head: dict = params(learning_rate=3e-4, batch_size=256, max_iter=10 * 24)
+    featurizer: dict = params(max_iter=300, batch_size=1024)
+
 
 PRESETS = {
-    # A few minutes on two CPU cores.
-    "quick": {
-        "n_trajectories": 4,
-        "n_steps": 2_000,
-        "n_splits": 4,
-        "rff_components": 1536,
-        "ridge_alpha": 1e-4,
-        "width": 256,
-        "head": {"learning_rate": 3e-4, "batch_size": 256, "max_iter": 10},
-        "featurizer": {"max_iter": 300, "batch_size": 1024},
-    },
-    # The paper's training recipes on 2^20 states (the features of each
-    # fold are held in memory: 6.4 GB for 1536 diffusion features), for a GPU.
-    "paper": {
-        "n_trajectories": 16,
-        "n_steps": 65_536 + 10,
-        "n_splits": 4,
-        "rff_components": 1536,
-        "ridge_alpha": 1e-4,
-        "width": 256,
-        "head": {"learning_rate": 5e-5, "batch_size": 16_384, "max_iter": 100},
-        "featurizer": dict(PAPER_FEATURIZER),
-    },
+    "quick": SelectionPreset(),
+    # The paper's recipes on 2^20 states, for a GPU: 100 epochs of a fold's
+    # 786,432 training pairs in batches of 16384 (48 steps each).
+    "paper": SelectionPreset(
+        n_trajectories=16,
+        n_steps=65_536 + 10,
+        head={"learning_rate": 5e-5, "batch_size": 16_384, "max_iter": 4_800},
+        featurizer=PAPER_FEATURIZER,
+    ),
 }
 
 
-def make_search(settings, featurizer, *, random_state=0, n_jobs=None, verbose=0):
-    """The grid search: features x heads of a surrogate, GroupKFold over trajectories.
+def make_search(preset, featurizer, *, memory=None, random_state=0, n_jobs=None):
+    """GridSearchCV of a SurrogateForecaster over features x heads.
 
-    Parameters
-    ----------
-    settings : dict
-        ``n_splits``, ``rff_components``, ``ridge_alpha``, ``width`` and
-        ``head`` (see ``PRESETS``).
-    featurizer : DiffusionFeaturizer
-        A featurizer fitted on unlabeled states; it enters the grid frozen,
-        so the search never retrains it.
-    random_state : int, default=0
-        Seeds the random features and the network heads.
-    n_jobs : int or None, default=None
-        Passed to :class:`~sklearn.model_selection.GridSearchCV`.
-    verbose : int, default=0
-        Passed to :class:`~sklearn.model_selection.GridSearchCV`.
-
-    Returns
-    -------
-    search : GridSearchCV
-        Unfitted; fit it with ``(X, next_states, groups=groups)``.
+    Random Fourier, degree-4 polynomial or diffusion features (``featurizer``,
+    fitted on unlabeled states, frozen), with a ridge or a one-hidden-layer
+    head, scored by the one-step nRMSE; ``GroupKFold`` holds out whole
+    trajectories, and ``memory`` computes each fold's features once for
+    both heads. Fit it with ``(X, next_states, groups=groups)``.
     """
-    from .. import DenseRegressor, RFFFeaturizer
-    from ..linear_model import StreamingRidge
-    from ..metrics import make_nrmse_scorer
-    from ..surrogate import SurrogateForecaster
-
-    # both heads standardise their inputs themselves; the ridge head works
-    # in float64 whatever the features' dtype (alpha is tiny)
-    ridge = StreamingRidge(settings["ridge_alpha"], standardize=True)
-    pipeline = Pipeline([("features", "passthrough"), ("head", ridge)])
-    grid = {
-        "regressor__features": [
-            RFFFeaturizer(settings["rff_components"], random_state=random_state),
-            PolynomialFeatures(4, include_bias=False),
-            FrozenEstimator(featurizer),
-        ],
-        "regressor__head": [
-            ridge,
-            DenseRegressor(
-                (settings["width"],),
-                random_state=random_state,
-                n_iter_no_change=10**9,
-                tol=0.0,
-                **settings["head"],
-            ),
-        ],
-    }
+    # both heads standardise their inputs themselves
+    ridge = StreamingRidge(preset.ridge_alpha, standardize=True)
+    shallow = DenseRegressor((preset.width,), **preset.head)
+    shallow.set_params(random_state=random_state, n_iter_no_change=None)
+    features = [
+        RFFFeaturizer(preset.rff_components, random_state=random_state),
+        PolynomialFeatures(4, include_bias=False),
+        FrozenEstimator(featurizer),
+    ]
+    pipeline = Pipeline([("features", "passthrough"), ("head", ridge)], memory=memory)
     return GridSearchCV(
         SurrogateForecaster(pipeline),
-        grid,
+        {"regressor__features": features, "regressor__head": [ridge, shallow]},
         # next-state nRMSE in normalised units = that of the increment
         scoring=make_nrmse_scorer(std=1.0),
-        cv=GroupKFold(n_splits=settings["n_splits"]),
+        cv=GroupKFold(n_splits=preset.n_splits),
         n_jobs=n_jobs,
-        verbose=verbose,
     )
 
 
-def _label(estimator):
-    """Short readable name of a grid entry."""
+def _name(estimator):
     if isinstance(estimator, FrozenEstimator):
         return f"{type(estimator.estimator).__name__} (frozen)"
-    name = type(estimator).__name__
-    for parameter in ("n_components", "degree", "alpha", "hidden_layer_sizes"):
-        if parameter in estimator.get_params(deep=False):
-            return f"{name}({parameter}={estimator.get_params()[parameter]!r})"
-    return name
+    return type(estimator).__name__
 
 
 def model_selection(
-    preset="quick",
-    *,
-    output_dir=None,
-    random_state=0,
-    n_jobs=None,
-    verbose=False,
-    **settings,
+    preset="quick", *, output_dir=None, random_state=0, n_jobs=None, verbose=False
 ):
     """Choose features and head of a surrogate by grouped cross-validation.
 
-    A :class:`~skdiffusion.surrogate.SurrogateForecaster` around
-    ``Pipeline([features, head])`` is searched by
-    :class:`~sklearn.model_selection.GridSearchCV` over features (random
-    Fourier, degree-4 polynomial, a pre-trained diffusion featurizer,
-    frozen) and heads (ridge on standardised features, one hidden layer of
-    256), scored by the
-    one-step nRMSE with :class:`~sklearn.model_selection.GroupKFold` over
-    trajectories, so no validation fold shares a trajectory with training.
+    Runs :func:`make_search` on Lorenz 63 trajectories: the featurizer is
+    trained once, before the search, on all states without their targets
+    (the paper's unlabeled pre-training).
 
     Parameters
     ----------
-    preset : {"quick", "paper"}, default="quick"
-        ``"quick"``: a few minutes on two CPU cores; ``"paper"``: the
-        paper's training recipes on 2^20 states (a GPU).
+    preset : {"quick", "paper"} or SelectionPreset, default="quick"
+        ``"quick"``: minutes on two CPU cores; ``"paper"``: the paper's
+        recipes on 2^20 states, for a GPU.
     output_dir : str, path or None, default=None
         If given, write ``model_selection.csv``.
     random_state : int, default=0
@@ -149,77 +112,41 @@ def model_selection(
     n_jobs : int or None, default=None
         Parallel fits of the search.
     verbose : bool, default=False
-        Print progress.
-    **settings
-        Overrides of the preset's settings; see ``PRESETS``.
+        Report progress.
 
     Returns
     -------
-    table : pandas.DataFrame or dict of ndarray
-        ``cv_results_`` as a table, best first: ``features``, ``head``,
-        ``mean_nrmse`` and ``std_nrmse`` (over folds, normalised units),
-        ``rank``, ``mean_fit_time`` and ``mean_score_time`` (s), and
-        ``split<i>_nrmse`` per fold.
-
-    Notes
-    -----
-    The diffusion featurizer is trained once, on all states without their
-    targets (the unlabeled pre-training of the paper), before the search.
-    Its states include those of the validation folds, but never their
-    targets.
+    table : pandas.DataFrame
+        ``cv_results_``, best first: ``features``, ``head``, ``mean_nrmse``,
+        ``std_nrmse`` (normalised units), ``rank``, ``mean_fit_time``,
+        ``mean_score_time`` (s) and ``split<i>_nrmse``.
     """
-    from .. import DiffusionFeaturizer
-
-    settings = resolve_preset(PRESETS, preset, settings)
-    progress = Progress(verbose, "model selection")
-    data_seed, model_seed = seeds_from(random_state, 2)
-    # one set of trajectories; GroupKFold holds some out in each fold
-    data = make_lorenz63(
-        settings["n_trajectories"], settings["n_steps"], random_state=data_seed
-    )
-    featurizer = DiffusionFeaturizer(
-        random_state=model_seed, **settings["featurizer"]
-    ).fit(data.X)
-    progress("featurizer trained; searching")
-    search = make_search(
-        settings,
-        featurizer,
-        random_state=model_seed,
-        n_jobs=n_jobs,
-        verbose=int(verbose),
-    )
-    with warnings.catch_warnings():
+    preset = preset_of(preset, PRESETS)
+    data_seed, seed = seeds_from(random_state, 2)
+    data = make_lorenz63(preset.n_trajectories, preset.n_steps, random_state=data_seed)
+    featurizer = DiffusionFeaturizer(**preset.featurizer, random_state=seed)
+    featurizer.set_params(verbose=verbose).fit(data.X).set_params(verbose=0)
+    with tempfile.TemporaryDirectory() as memory, warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
+        search = make_search(
+            preset, featurizer, memory=memory, random_state=seed, n_jobs=n_jobs
+        )
+        search.set_params(verbose=int(verbose))
         search.fit(data.X, data.X + data.y, groups=data.groups)
-    table = make_table(cv_results_table(search.cv_results_))
-    save_outputs(output_dir, "model_selection", table, progress=progress)
+    results = pd.DataFrame(search.cv_results_)
+    table = pd.DataFrame(
+        {
+            "features": results["param_regressor__features"].map(_name),
+            "head": results["param_regressor__head"].map(_name),
+            "mean_nrmse": -results["mean_test_score"],
+            "std_nrmse": results["std_test_score"],
+            "rank": results["rank_test_score"],
+            "mean_fit_time": results["mean_fit_time"],
+            "mean_score_time": results["mean_score_time"],
+        }
+    )
+    for i in range(preset.n_splits):
+        table[f"split{i}_nrmse"] = -results[f"split{i}_test_score"]
+    table = table.sort_values("rank", kind="stable", ignore_index=True)
+    save(table, output_dir, "model_selection")
     return table
-
-
-def cv_results_table(cv_results):
-    """``cv_results_`` of the search as columns, nRMSE positive, best first.
-
-    Parameters
-    ----------
-    cv_results : dict
-        ``GridSearchCV(...).cv_results_`` of :func:`make_search`.
-
-    Returns
-    -------
-    columns : dict of ndarray
-        See :func:`model_selection`.
-    """
-    order = np.argsort(cv_results["rank_test_score"], kind="stable")
-    columns = {
-        "features": [_label(e) for e in cv_results["param_regressor__features"]],
-        "head": [_label(e) for e in cv_results["param_regressor__head"]],
-        "mean_nrmse": -np.asarray(cv_results["mean_test_score"]),
-        "std_nrmse": np.asarray(cv_results["std_test_score"]),
-        "rank": np.asarray(cv_results["rank_test_score"]),
-        "mean_fit_time": np.asarray(cv_results["mean_fit_time"]),
-        "mean_score_time": np.asarray(cv_results["mean_score_time"]),
-    }
-    n_splits = sum(key.startswith("split") for key in cv_results)
-    for i in range(n_splits):
-        columns[f"split{i}_nrmse"] = -np.asarray(cv_results[f"split{i}_test_score"])
-    return {key: np.asarray(values)[order] for key, values in columns.items()}

@@ -1,690 +1,404 @@
 """Surrogate comparison: diffusion features against baselines (the paper's Table 3)."""
 
+import copy
 import time
 import warnings
+from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
-from sklearn.exceptions import ConvergenceWarning
+import pandas as pd
+from sklearn.base import clone
 from sklearn.frozen import FrozenEstimator
-from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import (
-    FunctionTransformer,
-    PolynomialFeatures,
-)
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import PolynomialFeatures
 
+from .. import (
+    DenseRegressor,
+    DiffusionFeaturizer,
+    ResidualRegressor,
+    RFFFeaturizer,
+    StreamingRidge,
+    SurrogateForecaster,
+)
+from .._base import progress
+from ..datasets import make_lorenz63
+from ..metrics import hellinger_distance, nrmse
 from ._common import (
-    DT,
-    LEAD_STEPS,
     PAPER_FEATURIZER,
-    Progress,
-    climate_floor,
-    forecast_skill,
-    format_table,
+    check_names,
+    fit_and_score,
     lorenz63_data,
-    make_table,
-    percentile_summary,
-    resolve_preset,
-    save_outputs,
+    params,
+    preset_of,
+    save,
     seeds_from,
-    table_columns,
 )
 
 # Lead times of the paper's Table 3, in model time units.
 TABLE_LEAD_TIMES = (0.1, 1.0, 2.0, 5.0, 10.0)
-
 ALL_TIMES = (0, 50, 100, 200, 400, 600)
 
-# name -> (kind, constructor key, options). The kind groups models in plots
-# and in the claim the comparison tests (transfer vs from scratch).
-MODELS = {
-    "RFF(1536)+ridge": ("baseline", "rff", {"n_components": 1536}),
-    "RFF(256)+ridge": ("baseline", "rff", {"n_components": 256}),
-    "poly(4)+ridge": ("baseline", "poly", {"degree": 4}),
-    "dense(1x256)": ("scratch", "dense", {"n_layers": 1}),
-    "dense(2x256)": ("scratch", "dense", {"n_layers": 2}),
-    "dense(3x256)": ("scratch", "dense", {"n_layers": 3}),
-    "residual(3 blocks)": ("scratch", "residual", {"n_blocks": 3}),
-    "transfer(6 t)+ridge": ("transfer", "ridge", {"times": ALL_TIMES}),
-    "transfer(t=400)+ridge": ("transfer", "ridge", {"times": (400,)}),
-    "transfer(t=0,400)+shallow": ("transfer", "shallow", {"times": (0, 400)}),
-    "untrained(6 t)+ridge": ("untrained", "ridge", {"times": ALL_TIMES}),
-    "untrained(t=0,400)+shallow": ("untrained", "shallow", {"times": (0, 400)}),
-}
 
+@dataclass(frozen=True)
+class SurrogatePreset:
+    """Sizes and recipes of :func:`surrogate_comparison`; the defaults are "quick".
+
+    ``network`` (from scratch) and ``head`` (shallow heads) are parameters of
+    :class:`~skdiffusion.DenseRegressor`, ``featurizer`` of
+    :class:`~skdiffusion.DiffusionFeaturizer`. ``n_starts`` rollouts of
+    ``n_leads`` steps of 0.1 MTU are scored; ``n_climate`` of them go on for
+    ``climate_leads`` steps: the forecast climate.
+    """
+
+    n_seeds: int = 3
+    n_train_trajectories: int = 8
+    n_train_steps: int = 1_250
+    n_test_trajectories: int = 4
+    n_test_steps: int = 5_000
+    n_starts: int = 128
+    n_leads: int = 100
+    n_climate: int = 32
+    climate_leads: int = 300
+    ridge_alpha: float = 1e-4
+    chunk_size: int = 4_096
+    width: int = 256
+    # 20 epochs of the 9,920 training pairs in batches of 256 (39 steps each);
+    # the heads take a smaller step on their 512 or 1536 inputs (measured)
+    network: dict = params(learning_rate=1e-3, batch_size=256, max_iter=20 * 39)
+    head: dict = params(learning_rate=3e-4, batch_size=256, max_iter=20 * 39)
+    featurizer: dict = params(max_iter=200, batch_size=1024)
+
+    def __post_init__(self):
+        if self.n_climate > self.n_starts or 10 * self.n_leads >= self.n_test_steps:
+            raise ValueError(
+                "n_climate must not exceed n_starts, and n_test_steps must exceed "
+                f"10 * n_leads; got {self}."
+            )
+
+
+# 100 epochs of 1.6e7 pairs in batches of 16384 (977 steps each)
+_PAPER_NETWORK = {"learning_rate": 5e-5, "batch_size": 16_384, "max_iter": 97_700}
 PRESETS = {
-    # Minutes on two CPU cores: the README's main job.
-    "quick": {
-        "n_seeds": 3,
-        "n_train_trajectories": 8,
-        "n_train_steps": 1_250,
-        "n_test_trajectories": 4,
-        "n_test_steps": 5_000,
-        "n_starts": 128,
-        "n_leads": 100,
-        "n_climate": 32,
-        "climate_leads": 300,
-        "ridge_alpha": 1e-4,
-        "chunk_size": 4_096,
-        # compute each featurizer's features of the training states once
-        # per seed and fit the heads on them (they fit in memory here)
-        "share_features": True,
-        "width": 256,
-        "network": {"learning_rate": 1e-3, "batch_size": 256, "max_iter": 20},
-        # a smaller step for 512 or 1536 standardised inputs (measured better)
-        "head": {"learning_rate": 3e-4, "batch_size": 256, "max_iter": 20},
-        "featurizer": {"max_iter": 200, "batch_size": 1024},
-    },
-    # The paper's data and training sizes, for a GPU (about 100 GB of host
-    # memory for the diffusion features of 1.6e7 states).
-    "paper": {
-        "n_seeds": 10,
-        "n_train_trajectories": 16,
-        "n_train_steps": 1_000_000,
-        "n_test_trajectories": 16,
-        "n_test_steps": 100_000,
-        "n_starts": 16_384,
-        "n_leads": 100,
-        "n_climate": 1_024,
-        "climate_leads": 1_000,
-        "ridge_alpha": 1e-4,
-        "chunk_size": 65_536,
-        # 1.6e7 x 1536 features do not fit in memory: every ridge head
-        # streams them chunk by chunk instead
-        "share_features": False,
-        "width": 256,
-        "network": {"learning_rate": 5e-5, "batch_size": 16_384, "max_iter": 100},
-        "head": {"learning_rate": 5e-5, "batch_size": 16_384, "max_iter": 100},
-        "featurizer": dict(PAPER_FEATURIZER),
-    },
+    "quick": SurrogatePreset(),
+    # The paper's data and recipes, for a GPU and about 70 GB of memory (the
+    # shallow heads' features; ridge heads stream theirs).
+    "paper": SurrogatePreset(
+        n_seeds=10,
+        n_train_trajectories=16,
+        n_train_steps=1_000_000,
+        n_test_trajectories=16,
+        n_test_steps=100_000,
+        n_starts=16_384,
+        n_climate=1_024,
+        climate_leads=1_000,
+        chunk_size=65_536,
+        network=_PAPER_NETWORK,
+        head=_PAPER_NETWORK,
+        featurizer=PAPER_FEATURIZER,
+    ),
 }
 
 
-# Rows per call of the featurizer in _time_features: bounds the memory of the
-# full 6-time output when fewer times are kept.
-_FEATURE_CHUNK = 16_384
+def _ridge(p, transformer):
+    chunks = {"chunk_size": p.chunk_size, "standardize": True}
+    return StreamingRidge(p.ridge_alpha, transformer=transformer, **chunks)
 
 
-def _time_features(X, featurizer, columns):
-    """The featurizer's output restricted to ``columns``, chunk by chunk."""
-    out = np.empty((len(X), len(columns)), dtype=np.float32)
-    for start in range(0, len(X), _FEATURE_CHUNK):
-        rows = slice(start, start + _FEATURE_CHUNK)
-        out[rows] = featurizer.transform(X[rows])[:, columns]
-    return out
+def _network(regressor, params, seed):
+    # exactly max_iter steps: no early stop
+    return regressor.set_params(**params, random_state=seed, n_iter_no_change=None)
 
 
-def time_columns(featurizer, times):
-    """Columns of a fitted featurizer's output that hold the given pseudo-times.
-
-    Column ``i * n_hidden + j`` of :meth:`DiffusionFeaturizer.transform` is
-    unit ``j`` at ``feature_times_[i]``.
-    """
-    n_hidden = featurizer.n_hidden
-    blocks = [
-        np.arange(i * n_hidden, (i + 1) * n_hidden)
-        for i, t in enumerate(featurizer.feature_times_)
-        if t in times
-    ]
-    if len(blocks) != len(times):
-        raise ValueError(
-            f"The featurizer has times {featurizer.feature_times_.tolist()}, "
-            f"not all of {list(times)}."
-        )
-    return np.concatenate(blocks)
+def _at(featurizer, times):
+    # one fitted featurizer serves every subset of pseudo-times
+    return FrozenEstimator(copy.deepcopy(featurizer).set_params(feature_times=times))
 
 
-def transfer_parts(name, settings, seed, featurizers):
-    """Features and head of a transfer (or untrained) model, apart.
+def _rff(n_components):
+    return lambda p, s, f: _ridge(p, RFFFeaturizer(n_components, random_state=s))
 
-    Returns ``(features, head)``: ``features`` maps states to the model's
-    pseudo-time features with the fitted featurizer (it needs no fit);
-    ``head`` is the unfitted regressor on them (ridge on standardised
-    features, or one hidden layer).
-    """
-    from .. import DenseRegressor
-    from ..linear_model import StreamingRidge
 
-    kind, builder, options = MODELS[name]
-    featurizer = featurizers[kind]
-    columns = time_columns(featurizer, options["times"])
-    features = FunctionTransformer(
-        _time_features, kw_args={"featurizer": featurizer, "columns": columns}
+def _poly(degree):
+    return lambda p, s, f: _ridge(p, PolynomialFeatures(degree, include_bias=False))
+
+
+def _dense(n_layers):
+    return lambda p, s, f: _network(DenseRegressor((p.width,) * n_layers), p.network, s)
+
+
+def _residual(n_blocks):
+    return lambda p, s, f: _network(
+        ResidualRegressor(p.width, n_blocks=n_blocks), p.network, s
     )
-    if builder == "ridge":
-        head = StreamingRidge(
-            settings["ridge_alpha"], standardize=True, chunk_size=settings["chunk_size"]
-        )
-    else:
-        head = DenseRegressor(
-            (settings["width"],), **settings["head"], **_fixed_budget(seed)
-        )
-    return features, head
 
 
-def _fixed_budget(seed):
-    # train for exactly max_iter epochs: no early stop on small improvements
-    return {"random_state": seed, "n_iter_no_change": 10**9, "tol": 0.0}
+def _ridge_on(kind, times):
+    return lambda p, s, f: _ridge(p, _at(f[kind], times))
 
 
-def build_model(name, settings, seed, featurizers):
-    """The regressor of the increment for the model ``name``.
-
-    Ridge heads are :class:`~skdiffusion.linear_model.StreamingRidge` on
-    standardised features, so the feature matrix is never held whole.
-
-    Parameters
-    ----------
-    name : str
-        A key of :data:`MODELS`.
-    settings : dict
-        The experiment's settings (``ridge_alpha``, ``chunk_size``,
-        ``width``, ``network``, ``head``).
-    seed : int
-        Seeds the model's randomness.
-    featurizers : dict
-        Fitted featurizers ``{"transfer": ..., "untrained": ...}``, shared
-        by every model of this seed; they are not refitted.
-
-    Returns
-    -------
-    regressor : estimator
-        Unfitted regressor.
-    """
-    from .. import DenseRegressor, ResidualRegressor, RFFFeaturizer
-    from ..linear_model import StreamingRidge
-
-    kind, builder, options = MODELS[name]
-    width = settings["width"]
-
-    def ridge(transformer):
-        return StreamingRidge(
-            settings["ridge_alpha"],
-            transformer=transformer,
-            standardize=True,
-            chunk_size=settings["chunk_size"],
-        )
-
-    if builder == "rff":
-        return ridge(RFFFeaturizer(options["n_components"], random_state=seed))
-    if builder == "poly":
-        return ridge(PolynomialFeatures(options["degree"], include_bias=False))
-    if builder == "dense":
-        layers = (width,) * options["n_layers"]
-        return DenseRegressor(layers, **settings["network"], **_fixed_budget(seed))
-    if builder == "residual":
-        return ResidualRegressor(
-            width,
-            n_blocks=options["n_blocks"],
-            **settings["network"],
-            **_fixed_budget(seed),
-        )
-    features, head = transfer_parts(name, settings, seed, featurizers)
-    if builder == "ridge":
-        return head.set_params(transformer=features)
-    return Pipeline([("features", features), ("head", head)])
-
-
-def fit_featurizers(X, settings, seed):
-    """The trained and the untrained featurizer of one seed, fitted on ``X``."""
-    from .. import DiffusionFeaturizer
-
-    trained = DiffusionFeaturizer(
-        feature_times=ALL_TIMES, random_state=seed, **settings["featurizer"]
-    ).fit(X)
-    # the same network with its initial weights
-    untrained = (
-        DiffusionFeaturizer(
-            feature_times=ALL_TIMES, random_state=seed, **settings["featurizer"]
-        )
-        .set_params(max_iter=0)
-        .fit(X)
+def _shallow_on(kind, times):
+    return lambda p, s, f: make_pipeline(
+        _at(f[kind], times), _network(DenseRegressor((p.width,)), p.head, s)
     )
-    return {"transfer": trained, "untrained": untrained}
+
+
+# label -> (kind, factory(preset, seed, featurizers) -> unfitted regressor of
+# the increment). ``featurizers`` holds the seed's fitted DiffusionFeaturizer
+# ("transfer") and the same network untrained ("untrained"). The kind groups
+# models in plots and in the claim that transfer_vs_scratch tests.
+MODELS = {
+    "RFF(1536)+ridge": ("baseline", _rff(1536)),
+    "RFF(256)+ridge": ("baseline", _rff(256)),
+    "poly(4)+ridge": ("baseline", _poly(4)),
+    "dense(1x256)": ("scratch", _dense(1)),
+    "dense(2x256)": ("scratch", _dense(2)),
+    "dense(3x256)": ("scratch", _dense(3)),
+    "residual(3 blocks)": ("scratch", _residual(3)),
+    "transfer(6 t)+ridge": ("transfer", _ridge_on("transfer", ALL_TIMES)),
+    "transfer(t=400)+ridge": ("transfer", _ridge_on("transfer", (400,))),
+    "transfer(t=0,400)+shallow": ("transfer", _shallow_on("transfer", (0, 400))),
+    "untrained(6 t)+ridge": ("untrained", _ridge_on("untrained", ALL_TIMES)),
+    "untrained(t=0,400)+shallow": ("untrained", _shallow_on("untrained", (0, 400))),
+}
+
+
+def fit_featurizers(X, preset, seed):
+    """The seed's featurizer fitted on ``X``, and the same network untrained."""
+    trained = DiffusionFeaturizer(random_state=seed, **preset.featurizer)
+    untrained = clone(trained).set_params(max_iter=0)
+    return {"transfer": trained.fit(X), "untrained": untrained.fit(X)}
 
 
 def surrogate_comparison(
-    preset="quick",
-    *,
-    models=None,
-    n_seeds=None,
-    output_dir=None,
-    random_state=0,
-    verbose=False,
-    **settings,
+    preset="quick", *, models=None, output_dir=None, random_state=0, verbose=False
 ):
     """Compare surrogate models of Lorenz 63 over seeds (the paper's Table 3).
 
     Every model learns the increment over 0.1 model time units (MTU) from
-    the same training trajectories and is rolled out autoregressively from
-    held-out test states. Per seed, one diffusion featurizer is trained on
-    the training states and shared, frozen, by all transfer models; an
-    untrained one (``max_iter=0``) by the untrained models.
+    the same training pairs and is rolled out from held-out test states.
+    Per seed, one diffusion featurizer is trained on the training states
+    and shared, frozen, by the transfer models (each reads its own
+    pseudo-times); the same network untrained serves the untrained models.
 
     Parameters
     ----------
-    preset : {"quick", "paper"}, default="quick"
-        ``"quick"`` runs in minutes on two CPU cores (small data, short
-        training); ``"paper"`` uses the paper's data (1.6e7 training
-        states) and recipes and needs a GPU and about 70 GB of memory (the
-        shallow heads' features; ridge heads stream theirs).
+    preset : {"quick", "paper"} or SurrogatePreset, default="quick"
+        ``"quick"``: minutes on two CPU cores (about 10^4 training pairs);
+        ``"paper"``: the paper's data (1.6e7 states) and recipes, for a GPU.
     models : list of str or None, default=None
-        Names from :data:`MODELS` to run; None runs all.
-    n_seeds : int or None, default=None
-        Number of seeds; None takes the preset's (3 quick, 10 paper).
+        Labels from :data:`MODELS`; None runs all.
     output_dir : str, path or None, default=None
-        If given, write ``surrogate_comparison.csv`` (this table),
-        ``surrogate_summary.csv`` (:func:`summarize_surrogates`) and
-        ``surrogate_comparison.png`` (:func:`plot_surrogate_comparison`).
+        If given, write ``surrogate_comparison.csv`` and ``.png`` and
+        ``surrogate_summary.csv`` (:func:`summarize_surrogates`).
     random_state : int, default=0
-        Seeds the data (fixed across model seeds) and the model seeds.
+        Seeds the data and the models.
     verbose : bool, default=False
-        Print progress.
-    **settings
-        Overrides of the preset's settings (e.g. ``n_train_steps=1000``);
-        see ``PRESETS``.
+        Report progress.
 
     Returns
     -------
-    table : pandas.DataFrame or dict of ndarray
+    table : pandas.DataFrame
         One row per model, seed and lead time (0 to ``n_leads`` steps of
-        0.1 MTU) with columns ``model``, ``kind`` ("baseline", "scratch",
-        "transfer", "untrained" or "truth"), ``seed``, ``lead_time`` (MTU),
-        ``nrmse`` (normalised units; NaN once a trajectory blew up),
-        ``hellinger`` (climate distance of the long rollout), ``blown_up``
-        (fraction of trajectories), ``fit_time`` (s; the head only for
-        transfer and untrained models) and ``pretrain_time`` (s, training
-        the seed's featurizers and computing their features of the training
-        states, shared by those models; NaN for the others). Rows of
-        model ``"truth"`` (seed -1, ``nrmse`` NaN) give the Hellinger
-        distance of true states sampled like a forecast climate: the floor
-        from sampling alone.
-
-    Notes
-    -----
-    Ridge heads are :class:`~skdiffusion.linear_model.StreamingRidge` with
-    ``alpha = ridge_alpha`` (1e-4, the paper's lambda) on standardised
-    features, accumulated in float64. From-scratch networks and shallow
-    heads train for a fixed number of epochs with constant-rate Adam.
-
-    The transfer and untrained models read the seed's featurizer at all
-    six pseudo-times (0, 50, 100, 200, 400, 600), at t = 400 alone, or at
-    t = 0 and 400 for the shallow head (the issue's "two times"; the
-    paper's public configurations also have shallow heads on six times and
-    on t = 400, which ``MODELS`` can be extended with).
-
-    In the ``"quick"`` preset everything is small: about 10^4 training
-    pairs, a featurizer trained for 200 steps of 1024 states (see
-    :class:`~skdiffusion.DiffusionFeaturizer` for its recipe), networks and
-    heads for 20 epochs, 128 rollouts of 10 MTU scored and 32 continued for
-    30 MTU more for the climate. Its numbers show the method at work, not
-    the paper's converged values.
+        0.1 MTU): ``model``, ``kind`` ("baseline", "scratch", "transfer",
+        "untrained" or "truth"), ``seed``, ``lead_time`` (MTU), ``nrmse``
+        (normalised units; NaN once a rollout blew up), ``hellinger``
+        (climate distance of the long rollouts), ``blown_up`` (fraction of
+        rollouts), ``fit_time`` (s, with the features of the training
+        states) and ``pretrain_time`` (s, training the seed's featurizers;
+        NaN for models without them). The ``"truth"`` rows (seed -1) hold
+        the Hellinger distance of true states sampled like a forecast
+        climate: the floor set by the sample size.
     """
-    settings = resolve_preset(PRESETS, preset, {"n_seeds": n_seeds, **settings})
+    preset = preset_of(preset, PRESETS)
     names = list(MODELS) if models is None else list(models)
-    unknown = sorted(set(names) - set(MODELS))
-    if unknown:
-        raise ValueError(f"Unknown model(s) {unknown}; choose from {list(MODELS)}.")
-    progress = Progress(verbose, "surrogates")
-    # one stream: the first seeds of n_seeds=3 are those of n_seeds=10
-    data_seed, climate_seed, *model_seeds = seeds_from(
-        random_state, 2 + settings["n_seeds"]
-    )
-    train, test = lorenz63_data(
-        settings["n_train_trajectories"],
-        settings["n_train_steps"],
-        settings["n_test_trajectories"],
-        settings["n_test_steps"],
-        random_state=data_seed,
-    )
-    progress(f"{len(train.X)} training pairs, {test.states.shape[:2]} test states")
-    X, Y = train.X, train.X + train.y
-    records = []
-    floor = climate_floor(
-        test,
-        random_state=climate_seed,
-        n_climate=settings["n_climate"],
-        climate_leads=settings["climate_leads"],
-    )
-    no_forecast = np.full(settings["n_leads"] + 1, np.nan)
-    records.append(
-        _record("truth", "truth", -1, no_forecast, floor, 0.0, np.nan, np.nan)
-    )
-
-    needs_featurizer = any(
-        MODELS[name][0] in ("transfer", "untrained") for name in names
-    )
-    for seed_index, seed in enumerate(model_seeds):
-        featurizers, shared = {}, {"train_features": None, "time": np.nan}
-        if needs_featurizer:
+    check_names("model(s)", names, MODELS)
+    # one stream: the first model seeds do not depend on n_seeds
+    data_seed, climate_seed, *seeds = seeds_from(random_state, 2 + preset.n_seeds)
+    train, test = lorenz63_data(preset, random_state=data_seed)
+    floor = climate_floor(test, preset, random_state=climate_seed)
+    truth = {"curve": np.full(preset.n_leads + 1, np.nan), "hellinger": floor}
+    parts = [_rows("truth", "truth", -1, **truth, blown_up=0.0, fit_time=0.0)]
+    pretrained = any(MODELS[name][0] in ("transfer", "untrained") for name in names)
+    total = len(seeds) * len(names)
+    bar = progress(total, desc="surrogates", verbose=verbose, unit="model", every=1)
+    with bar, warnings.catch_warnings():
+        # a rollout that blows up is counted in the table: no warning
+        warnings.simplefilter("ignore", RuntimeWarning)
+        for seed in seeds:
             start = time.perf_counter()
-            featurizers = fit_featurizers(train.X, settings, seed)
-            if settings["share_features"]:
-                kinds = {MODELS[name][0] for name in names}
-                shared["train_features"] = {
-                    kind: featurizer.transform(X)
-                    for kind, featurizer in featurizers.items()
-                    if kind in kinds
-                }
-            shared["time"] = time.perf_counter() - start
-            progress(f"seed {seed_index}: featurizers ready in {shared['time']:.0f} s")
-        for name in names:
-            records.append(
-                _run_model(
-                    name,
-                    settings,
-                    seed,
-                    featurizers,
-                    X,
-                    Y,
-                    test,
-                    shared,
-                    progress,
+            featurizers = fit_featurizers(train.X, preset, seed) if pretrained else {}
+            pretrain_time = time.perf_counter() - start
+            for name in names:
+                kind, factory = MODELS[name]
+                forecaster = SurrogateForecaster(factory(preset, seed, featurizers))
+                scores = fit_and_score(
+                    forecaster, train.X, train.X + train.y, rollout_skill, test, preset
                 )
-            )
-    columns = _tidy(records)
-    table = make_table(columns)
-    save_outputs(
-        output_dir, "surrogate_comparison", table, plot_surrogate_comparison, progress
-    )
+                if kind in ("transfer", "untrained"):
+                    scores["pretrain_time"] = pretrain_time
+                parts.append(_rows(name, kind, seed, **scores))
+                bar.set_postfix_str(f"{name} nRMSE@0.1 {scores['curve'][1]:.2e}")
+                bar.update()
+    table = pd.concat(parts, ignore_index=True)
+    save(table, output_dir, "surrogate_comparison")
+    save(summarize_surrogates(table), output_dir, "surrogate_summary")
     if output_dir is not None:
-        save_outputs(
-            output_dir,
-            "surrogate_summary",
-            summarize_surrogates(table),
-            progress=progress,
-        )
+        from matplotlib.figure import Figure  # no pyplot: no display needed
+
+        figure = plot_surrogate_comparison(table, ax=Figure(figsize=(8, 5)).subplots())
+        figure.savefig(Path(output_dir) / "surrogate_comparison.png", dpi=120)
     return table
 
 
-def fit_surrogate(name, settings, seed, featurizers, X, Y, train_features=None):
-    """Fit the surrogate ``name`` on states ``X`` and next states ``Y``.
+def _rows(model, kind, seed, curve, pretrain_time=np.nan, **scores):
+    """One table row per lead time (0.1 MTU apart) of a model's nRMSE curve."""
+    lead_time = np.round(0.1 * np.arange(len(curve)), 6)
+    columns = {"model": model, "kind": kind, "seed": seed, "lead_time": lead_time}
+    return pd.DataFrame({**columns, "nrmse": curve, **scores}).assign(
+        pretrain_time=pretrain_time
+    )
 
-    With ``train_features`` (``{kind: featurizer.transform(X)}``), the head
-    of a transfer or untrained model is fitted on those shared features
-    instead of recomputing them; the features and the fitted head are then
-    put together in a pipeline, which the forecaster wraps frozen.
 
-    Returns
-    -------
-    forecaster : SurrogateForecaster
-        Fitted.
+def rollout_skill(forecaster, test, preset):
+    """nRMSE ``curve`` by lead, climate ``hellinger`` and ``blown_up`` fraction.
+
+    ``n_starts`` rollouts from states spread over ``test.states``, of which
+    ``n_climate`` go on for ``climate_leads`` steps: the forecast climate.
     """
-    from ..surrogate import SurrogateForecaster
-
-    kind = MODELS[name][0]
-    with warnings.catch_warnings():
-        # fixed training budgets: not converging is expected
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        if train_features is None or kind not in train_features:
-            model = build_model(name, settings, seed, featurizers)
-            return SurrogateForecaster(model).fit(X, Y)
-        features, head = transfer_parts(name, settings, seed, featurizers)
-        columns = features.kw_args["columns"]
-        head.fit(train_features[kind][:, columns], Y - X)
-        model = Pipeline([("features", features), ("head", head)])
-        return SurrogateForecaster(FrozenEstimator(model)).fit(X, Y)
-
-
-def _run_model(name, settings, seed, featurizers, X, Y, test, shared, progress):
-    kind = MODELS[name][0]
-    start = time.perf_counter()
-    forecaster = fit_surrogate(
-        name, settings, seed, featurizers, X, Y, shared["train_features"]
-    )
-    fit_time = time.perf_counter() - start
-    curve, hellinger, blown_up = forecast_skill(
-        forecaster,
-        test,
-        n_starts=settings["n_starts"],
-        n_leads=settings["n_leads"],
-        n_climate=settings["n_climate"],
-        climate_leads=settings["climate_leads"],
-    )
-    progress(
-        f"{name:<27} fit {fit_time:5.1f} s, nRMSE@0.1 {curve[1]:.2e}, "
-        f"@1 {curve[min(10, len(curve) - 1)]:.2e}, Hellinger {hellinger:.3f}"
-        + (f", {blown_up:.0%} blew up" if blown_up else "")
-    )
-    pretrain = shared["time"] if kind in ("transfer", "untrained") else np.nan
-    return _record(name, kind, seed, curve, hellinger, blown_up, fit_time, pretrain)
+    n_trajectories, n_steps, _ = test.states.shape
+    n_leads, lead = preset.n_leads, test.lead_steps
+    per_trajectory = -(-preset.n_starts // n_trajectories)
+    starts = np.linspace(0, n_steps - 1 - n_leads * lead, per_trajectory).astype(int)
+    rows = np.repeat(np.arange(n_trajectories), per_trajectory)[: preset.n_starts]
+    steps = np.tile(starts, n_trajectories)[: preset.n_starts, None]
+    truth = test.states[rows[:, None], steps + lead * np.arange(n_leads + 1)]
+    forecast = forecaster.forecast(truth[:, 0], n_leads)
+    continued = np.linspace(0, preset.n_starts - 1, preset.n_climate).astype(int)
+    alive = np.isfinite(forecast[continued, -1]).all(axis=1)
+    climate = np.full((preset.n_climate, preset.climate_leads, 3), np.nan)
+    if alive.any():
+        last = forecast[continued[alive], -1]
+        climate[alive] = forecaster.forecast(last, preset.climate_leads)[:, 1:]
+    blown_up = ~np.isfinite(forecast).all(axis=(1, 2))
+    blown_up[continued] |= ~np.isfinite(climate).all(axis=(1, 2))
+    hellinger = hellinger_distance(climate.reshape(-1, 3), test.states.reshape(-1, 3))
+    curve = nrmse(truth, forecast, std=1.0)
+    return {"curve": curve, "hellinger": hellinger, "blown_up": blown_up.mean()}
 
 
-def _record(model, kind, seed, curve, hellinger, blown_up, fit_time, pretrain_time):
-    return {
-        "model": model,
-        "kind": kind,
-        "seed": seed,
-        "curve": np.asarray(curve, dtype=float),
-        "hellinger": float(hellinger),
-        "blown_up": float(blown_up),
-        "fit_time": float(fit_time),
-        "pretrain_time": float(pretrain_time),
-    }
+def climate_floor(test, preset, *, random_state):
+    """Hellinger distance of true states sampled like the forecast climate."""
+    lead = test.lead_steps
+    n_steps = preset.climate_leads * lead
+    truth = make_lorenz63(preset.n_climate, n_steps, random_state=random_state)
+    sample = (truth.trajectories[:, lead - 1 :: lead] - truth.shift) / truth.scale
+    return hellinger_distance(sample.reshape(-1, 3), test.states.reshape(-1, 3))
 
 
-def _tidy(records):
-    """One row per record and lead time."""
-    columns = {
-        key: []
-        for key in (
-            "model",
-            "kind",
-            "seed",
-            "lead_time",
-            "nrmse",
-            "hellinger",
-            "blown_up",
-            "fit_time",
-            "pretrain_time",
-        )
-    }
-    for record in records:
-        curve = record["curve"]
-        n = len(curve)
-        columns["lead_time"].extend(np.round(np.arange(n) * LEAD_STEPS * DT, 6))
-        columns["nrmse"].extend(curve)
-        for key in (
-            "model",
-            "kind",
-            "seed",
-            "hellinger",
-            "blown_up",
-            "fit_time",
-            "pretrain_time",
-        ):
-            columns[key].extend([record[key]] * n)
-    return columns
-
-
-def _leads_of(lead_times, available):
-    index = {round(float(t), 6): i for i, t in enumerate(available)}
-    return [t for t in lead_times if round(float(t), 6) in index]
+def _quantile(q):
+    """Percentile ``q`` of a group, NaN if any of its values is NaN."""
+    return lambda values: np.nan if values.isna().any() else np.percentile(values, q)
 
 
 def summarize_surrogates(table, lead_times=TABLE_LEAD_TIMES):
     """Median and 5-95 % range over seeds of each model's scores.
 
-    Parameters
-    ----------
-    table : pandas.DataFrame or dict of ndarray
-        The table returned by :func:`surrogate_comparison`.
-    lead_times : sequence of float, default=(0.1, 1, 2, 5, 10)
-        Lead times (MTU) to report; those beyond the forecasts are dropped.
-
-    Returns
-    -------
-    summary : pandas.DataFrame or dict of ndarray
-        One row per model and metric (``"nrmse@<lead>"``, ``"hellinger"``
-        and ``"blown_up"``, the fraction of rollouts that left the attractor)
-        with columns ``model``, ``kind``, ``metric``, ``median``, ``q05``,
-        ``q95`` and ``n_seeds``. An nRMSE is NaN where a rollout of any seed
-        had blown up by that lead time.
+    Returns one row per model and metric (``"nrmse@<lead>"`` for the
+    ``lead_times`` in MTU that the forecasts reach, ``"hellinger"``,
+    ``"blown_up"``) with columns ``model``, ``kind``, ``metric``,
+    ``median``, ``q05``, ``q95`` and ``n_seeds``; an nRMSE is NaN where a
+    rollout of some seed had blown up by that lead time.
     """
-    columns = table_columns(table)
-    leads = _leads_of(lead_times, np.unique(columns["lead_time"]))
-    rows = {
-        key: []
-        for key in ("model", "kind", "metric", "median", "q05", "q95", "n_seeds")
-    }
-    for model in dict.fromkeys(columns["model"]):
-        mine = columns["model"] == model
-        kind = columns["kind"][mine][0]
-        metrics = []
-        for lead in leads:
-            at = mine & np.isclose(columns["lead_time"], lead)
-            metrics.append((f"nrmse@{lead:g}", columns["nrmse"][at]))
-        first = mine & (columns["lead_time"] == 0)
-        metrics.append(("hellinger", columns["hellinger"][first]))
-        metrics.append(("blown_up", columns["blown_up"][first]))
-        for metric, values in metrics:
-            median, q05, q95 = percentile_summary(values)
-            for key, value in zip(
-                rows, (model, kind, metric, median, q05, q95, len(values)), strict=True
-            ):
-                rows[key].append(value)
-    return make_table(rows)
+    per_seed = table[table["lead_time"] == 0].drop(columns="nrmse")
+    metrics = []
+    for lead in lead_times:
+        at = np.isclose(table["lead_time"], lead)
+        if at.any():
+            metrics.append(f"nrmse@{lead:g}")
+            per_seed[metrics[-1]] = table.loc[at, "nrmse"].to_numpy()
+    metrics += ["hellinger", "blown_up"]
+    long = per_seed.melt(["model", "kind", "seed"], metrics, var_name="metric")
+    order = {model: i for i, model in enumerate(table["model"].unique())}
+    long = long.sort_values("model", key=lambda m: m.map(order), kind="stable")
+    groups = long.groupby(["model", "kind", "metric"], sort=False)["value"]
+    summary = groups.agg(
+        median=_quantile(50), q05=_quantile(5), q95=_quantile(95), n_seeds="size"
+    )
+    return summary.reset_index()
+
+
+def _cells(row):
+    """The median and the 5-95 % range of a summary row, as printed."""
+    if row.kind == "truth" and row.metric != "hellinger":
+        return "-", "-"
+    if row.metric == "blown_up":
+        return f"{100 * row.median:.0f} %", f"{100 * row.q05:.0f}-{100 * row.q95:.0f} %"
+    if np.isnan(row.median):
+        return "blew up", "blew up"
+    return f"{row.median:.2e}", f"{row.q05:.1e}-{row.q95:.1e}"
 
 
 def format_summary(summary):
-    """The summary as two printable tables: medians, then 5-95 % ranges.
+    """The summary as text: models x metrics, medians then 5-95 % ranges.
 
-    Parameters
-    ----------
-    summary : pandas.DataFrame or dict of ndarray
-        From :func:`summarize_surrogates`.
-
-    Returns
-    -------
-    text : str
-        Models x metrics, first the median over seeds (the paper's Table 3
-        layout), then the range from the 5th to the 95th percentile. "blew
-        up" marks an nRMSE where a rollout of some seed had left the
-        attractor by that lead time; ``blown_up`` gives how many did.
+    The layout of the paper's Table 3; "blew up" marks an nRMSE where a
+    rollout of some seed had left the attractor by that lead time.
     """
-    columns = table_columns(summary)
-    metrics = list(dict.fromkeys(columns["metric"]))
-    models = list(dict.fromkeys(columns["model"]))
-    medians, ranges = {"model": models}, {"model": models}
-    for metric in metrics:
-        medians[metric], ranges[metric] = [], []
-        for model in models:
-            at = (columns["model"] == model) & (columns["metric"] == metric)
-            median, q05, q95 = (columns[key][at][0] for key in ("median", "q05", "q95"))
-            if columns["kind"][at][0] == "truth" and metric != "hellinger":
-                median_cell = range_cell = "-"
-            elif metric == "blown_up":
-                median_cell = f"{100 * median:.0f} %"
-                range_cell = f"{100 * q05:.0f}-{100 * q95:.0f} %"
-            elif np.isnan(median):
-                median_cell = range_cell = "blew up"
-            else:
-                median_cell, range_cell = f"{median:.2e}", f"{q05:.1e}-{q95:.1e}"
-            medians[metric].append(median_cell)
-            ranges[metric].append(range_cell)
-    n_seeds = int(np.max(columns["n_seeds"]))
-    return "\n".join(
-        [
-            f"Median over {n_seeds} seeds:",
-            format_table(medians),
-            "",
-            "5 %-95 % range over seeds:",
-            format_table(ranges),
-        ]
+    median, spread = zip(*(_cells(row) for row in summary.itertuples()), strict=True)
+    cells = summary.assign(median=median, spread=spread)
+    models, metrics = summary["model"].unique(), summary["metric"].unique()
+
+    def wide(values):
+        table = cells.pivot(index="model", columns="metric", values=values)
+        table = table.loc[models, metrics].rename_axis(columns=None).reset_index()
+        width = {key: max(len(key), table[key].str.len().max()) for key in table}
+        left = {key: f"{{:<{width[key]}}}".format for key in table}
+        return table.to_string(index=False, justify="left", formatters=left)
+
+    n_seeds = summary["n_seeds"].max()
+    return (
+        f"Median over {n_seeds} seeds:\n{wide('median')}\n\n"
+        f"5 %-95 % range over seeds:\n{wide('spread')}"
     )
 
 
 def transfer_vs_scratch(summary, metric="nrmse@0.1"):
-    """Whether each transfer model lies within the seed range of the from-scratch ones.
+    """Whether each transfer model's median lies in the from-scratch seed range.
 
-    Parameters
-    ----------
-    summary : pandas.DataFrame or dict of ndarray
-        From :func:`summarize_surrogates`.
-    metric : str, default="nrmse@0.1"
-        The metric compared.
-
-    Returns
-    -------
-    verdict : dict
-        ``"scratch_range"``: (lowest q05, highest q95) over the from-scratch
-        networks; ``"transfer"``: {model: (median, within)} where ``within``
-        says whether the median lies in that range.
+    Returns a dict: ``"scratch_range"``, the lowest q05 and highest q95 of
+    ``metric`` over the from-scratch networks, and ``"transfer"``,
+    ``{model: (median, within)}``.
     """
-    columns = table_columns(summary)
-    at = columns["metric"] == metric
-    scratch = at & (columns["kind"] == "scratch")
-    low = float(np.min(columns["q05"][scratch])) if scratch.any() else np.nan
-    high = float(np.max(columns["q95"][scratch])) if scratch.any() else np.nan
-    transfer = {}
-    for i in np.flatnonzero(at & (columns["kind"] == "transfer")):
-        median = float(columns["median"][i])
-        transfer[str(columns["model"][i])] = (median, bool(low <= median <= high))
-    return {"metric": metric, "scratch_range": (low, high), "transfer": transfer}
+    rows = summary[summary["metric"] == metric]
+    scratch = rows[rows["kind"] == "scratch"]
+    low, high = float(scratch["q05"].min()), float(scratch["q95"].max())
+    transfer = rows[rows["kind"] == "transfer"]
+    medians = zip(transfer["model"], transfer["median"], strict=True)
+    within = {model: (median, low <= median <= high) for model, median in medians}
+    return {"metric": metric, "scratch_range": (low, high), "transfer": within}
 
 
-_STYLES = {
-    "baseline": {"color": "tab:gray"},
-    "scratch": {"color": "tab:blue"},
-    "transfer": {"color": "tab:red"},
-    "untrained": {"color": "tab:olive"},
-}
+_COLORS = {"baseline": "gray", "scratch": "C0", "transfer": "C3", "untrained": "olive"}
 
 
 def plot_surrogate_comparison(table, ax=None):
-    """Plot the nRMSE against lead time: median over seeds, 5-95 % band.
-
-    Parameters
-    ----------
-    table : pandas.DataFrame or dict of ndarray
-        The table returned by :func:`surrogate_comparison`.
-    ax : matplotlib Axes or None, default=None
-        Where to draw; None makes a new figure.
-
-    Returns
-    -------
-    figure : matplotlib.figure.Figure
-        The figure drawn on.
-    """
+    """Plot nRMSE against lead time, median and 5-95 % over seeds; the figure."""
     import matplotlib.pyplot as plt
 
-    columns = table_columns(table)
     if ax is None:
         _, ax = plt.subplots(figsize=(8, 5))
-    linestyles = ["-", "--", ":", "-."]
-    used = {}
-    for model in dict.fromkeys(columns["model"]):
-        mine = columns["model"] == model
-        kind = columns["kind"][mine][0]
-        if kind == "truth":
-            continue
-        seeds = np.unique(columns["seed"][mine])
-        leads = np.unique(columns["lead_time"][mine])[1:]  # lead 0 is exact
-        curves = np.array(
-            [
-                [
-                    columns["nrmse"][
-                        mine
-                        & (columns["seed"] == s)
-                        & np.isclose(columns["lead_time"], t)
-                    ][0]
-                    for t in leads
-                ]
-                for s in seeds
-            ]
-        )
-        median = np.median(curves, axis=0)
-        low, high = np.percentile(curves, [5, 95], axis=0)
-        style = used.setdefault(kind, 0)
-        used[kind] += 1
-        color = _STYLES[kind]["color"]
-        ax.plot(
-            leads, median, color=color, linestyle=linestyles[style % 4], label=model
-        )
+    forecasts = table[(table["kind"] != "truth") & (table["lead_time"] > 0)]
+    drawn = {}
+    for (model, kind), rows in forecasts.groupby(["model", "kind"], sort=False):
+        curves = rows.pivot(index="seed", columns="lead_time", values="nrmse")
+        low, median, high = np.percentile(curves.to_numpy(), [5, 50, 95], axis=0)
+        style = ["-", "--", ":", "-."][drawn.setdefault(kind, 0) % 4]
+        drawn[kind] += 1
+        leads, color = curves.columns, _COLORS[kind]
+        ax.plot(leads, median, color=color, linestyle=style, label=model)
         ax.fill_between(leads, low, high, color=color, alpha=0.15, linewidth=0)
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlabel("lead time (MTU)")
-    ax.set_ylabel("nRMSE (normalised units)")
+    ax.set(xscale="log", yscale="log", xlabel="lead time (MTU)", ylabel="nRMSE")
     ax.set_title("Lorenz 63 surrogates: median and 5-95 % over seeds")
     ax.legend(fontsize="small", bbox_to_anchor=(1.02, 1), loc="upper left")
     ax.grid(True, which="major", alpha=0.3)
