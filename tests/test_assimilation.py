@@ -176,8 +176,31 @@ def test_fewer_than_two_members_raise():
     ):
         with pytest.raises(ValueError, match="n_members"):
             sampler.sample_ensemble(np.zeros((1, 3)))
+
+
+def test_settings_are_checked_at_each_entry_point_not_in_properties(truth):
+    etkf = ETKF(n_members=1)
+    assert etkf.n_forecast_members == 1  # a property only reads
+    background, observations = np.zeros((2, 1, 3)), np.zeros((2, 3))
     with pytest.raises(ValueError, match="n_members"):
-        ETKF(n_members=1).n_forecast_members  # noqa: B018
+        etkf.assimilate(background, observations, obs_operator=None,
+                        obs_error_std=1.0)
+    calls = []
+
+    def model(states, n_steps):
+        calls.append(n_steps)
+        return states
+
+    # Before the first forecast, for the method and for its settings' types.
+    for method in (etkf, ETKF(n_members="3"), ThreeDVar(inflation=0.0)):
+        with pytest.raises(ValueError, match="n_members|inflation"):
+            run_twin_experiment(method, truth, model=model, n_cycles=1)
+    assert calls == []
+    # A sampler checks its own settings when the method asks it for members.
+    enoi = EnOI(StaticCovarianceEnsemble(inflation=-1.0))
+    with pytest.raises(ValueError, match="inflation"):
+        enoi.assimilate(background, observations, obs_operator=None,
+                        obs_error_std=1.0)
 
 
 @pytest.mark.parametrize("tau", [-1, 1001])
@@ -197,11 +220,37 @@ def test_bad_covariance_and_inflation_raise():
                       inflation=-1.0)
 
 
+def test_diffusion_ensemble_rejects_a_bad_normalisation():
+    for params in ({"scale": [1.0, 0.0, 1.0]}, {"scale": [1.0, 1.0]}):
+        sampler = DiffusionEnsemble(ShiftFeaturizer(), **params)
+        with pytest.raises(ValueError, match="scale"):
+            sampler.sample_ensemble(np.zeros((1, 3)))
+
+
+def test_runner_and_tuner_report_progress_only_when_verbose(truth, capsys):
+    kwargs = dict(n_burn_in=5, n_cycles=10, random_state=0)
+    run_twin_experiment(ETKF(3), truth[:2], **kwargs)
+    assert capsys.readouterr() == ("", "")
+    run_twin_experiment(ETKF(3), truth[:2], verbose=True, **kwargs)
+    out, err = capsys.readouterr()
+    assert out == "" and "ETKF twin experiment: 15/15 cycle" in err
+    tune_twin_experiment(ETKF(3), {"inflation": [1.0, 1.2]}, truth[:2],
+                         verbose=True, **kwargs)
+    out, err = capsys.readouterr()
+    assert out == "" and "ETKF tuning: 1/2 point" in err
+    assert "{'inflation': 1.2}: analysis RMSE" in err
+
+
 def test_runner_rejects_bad_truth_and_counts(truth):
     with pytest.raises(ValueError, match="truth must have shape"):
         run_twin_experiment(ThreeDVar(), truth[0])
     with pytest.raises(ValueError, match="n_cycles"):
         run_twin_experiment(ThreeDVar(), truth, n_burn_in=50, n_cycles=251)
+    for kwargs, name in [({"obs_every": 0}, "obs_every"), ({"n_burn_in": -1},
+                         "n_burn_in"), ({"n_cycles": 2.5}, "n_cycles"),
+                         ({"model": "rk4"}, "model")]:
+        with pytest.raises(ValueError, match=name):
+            run_twin_experiment(ThreeDVar(), truth, **kwargs)
 
 
 # -- samplers ----------------------------------------------------------------
@@ -250,6 +299,10 @@ def test_diffusion_ensemble_normalises_and_maps_the_step_grid():
     call = featurizer.calls[-1]
     np.testing.assert_allclose(call["X"], (X - shift) / scale)
     assert (call["tau"], call["n_steps"], call["method"]) == (130, 13, "ddpm")
+    # ceil(tau * n_steps / 1000), at least 1: the step size stays fixed.
+    for tau, n_steps, expected in [(5, 100, 1), (1000, 50, 50), (131, 10, 2)]:
+        sampler.set_params(tau=tau, n_steps=n_steps).sample_ensemble(X)
+        assert featurizer.calls[-1]["n_steps"] == expected
     # Model units out: the stand-in's spread of 0.13 is scaled back.
     np.testing.assert_allclose(ens.std(axis=1) / scale, 0.13, rtol=0.9)
     assert ens.shape == (1, 5, 3)

@@ -6,11 +6,26 @@ one call per assimilation cycle. Observation operators are linear: an index
 list (which state variables are observed) or a matrix.
 """
 
-from numbers import Integral
+from numbers import Integral, Real
 
 import numpy as np
+from sklearn.utils._param_validation import Interval, validate_params
+
+# What an observation operator and its error may be, in every function here.
+_OBSERVATION_CONSTRAINTS = {
+    "observations": ["array-like"],
+    "obs_error_std": [Real, "array-like"],
+    "obs_operator": [None, "array-like"],
+}
 
 
+@validate_params(
+    {
+        "obs_operator": [None, "array-like"],
+        "n_features": [Interval(Integral, 1, None, closed="left")],
+    },
+    prefer_skip_nested_validation=True,
+)
 def observation_matrix(obs_operator, n_features):
     """Return the linear observation operator as a matrix.
 
@@ -103,23 +118,29 @@ def _check_array(name, array, shape):
     return array
 
 
-def _check_batch(forecast, observations, H, ensemble=None):
-    """Validate a batch of forecasts (or ensembles) against the observations."""
-    n_obs, n_features = H.shape
+def _check_analysis(observations, obs_operator, obs_error_std, *, forecast=None,
+                    ensemble=None, n_features=None):
+    """The arrays of one batched analysis, validated against each other.
+
+    The state dimension is ``n_features`` (that of a covariance) or else the
+    ensemble's. Returns ``(forecast, ensemble, observations, H, std)``.
+    """
+    n_samples = "n"
     if ensemble is not None:
-        ensemble = _check_array("ensemble", ensemble, ("n", "n_members", n_features))
+        size = "n_features" if n_features is None else n_features
+        ensemble = _check_array("ensemble", ensemble, ("n", "n_members", size))
         if ensemble.shape[1] < 2:
             raise ValueError(
                 f"ensemble must have at least 2 members, got {ensemble.shape[1]}."
             )
-        n_samples = ensemble.shape[0]
-    else:
-        n_samples = "n"
+        n_samples, n_features = ensemble.shape[0], ensemble.shape[2]
+    H = observation_matrix(obs_operator, n_features)
+    std = check_obs_error_std(obs_error_std, H.shape[0])
     if forecast is not None:
         forecast = _check_array("forecast", forecast, (n_samples, n_features))
         n_samples = forecast.shape[0]
-    observations = _check_array("observations", observations, (n_samples, n_obs))
-    return forecast, observations, ensemble
+    observations = _check_array("observations", observations, (n_samples, len(H)))
+    return forecast, ensemble, observations, H, std
 
 
 def ensemble_transform(obs_perturbations, innovation, inflation=1.0):
@@ -173,8 +194,16 @@ def ensemble_transform(obs_perturbations, innovation, inflation=1.0):
     return mean_weights, transform
 
 
-def _transform_update(center, perturbations, obs_perturbations, innovation, inflation):
-    """Apply the ensemble transform around ``center``; return (mean, ensemble)."""
+def _ensemble_update(center, ensemble, observations, H, std, inflation):
+    """The ensemble transform of ``ensemble``'s perturbations around ``center``.
+
+    Observation-space perturbations and innovations are divided by the
+    observation error std here, once. Returns (mean, ensemble) of the
+    analysis.
+    """
+    perturbations = ensemble - ensemble.mean(axis=1, keepdims=True)
+    obs_perturbations = perturbations @ H.T / std
+    innovation = (observations - center @ H.T) / std
     mean_weights, transform = ensemble_transform(
         obs_perturbations, innovation, inflation
     )
@@ -184,9 +213,13 @@ def _transform_update(center, perturbations, obs_perturbations, innovation, infl
     return mean, ensemble
 
 
-def enoi_analysis(
-    forecast, ensemble, observations, *, obs_error_std, obs_operator=None
-):
+@validate_params(
+    {"forecast": ["array-like"], "ensemble": ["array-like"],
+     **_OBSERVATION_CONSTRAINTS},
+    prefer_skip_nested_validation=True,
+)
+def enoi_analysis(forecast, ensemble, observations, *, obs_error_std,
+                  obs_operator=None):
     """Ensemble optimal interpolation: deterministic forecast, ensemble covariance.
 
     The increment is the ensemble Kalman update of the deterministic
@@ -238,24 +271,23 @@ def enoi_analysis(
     >>> analysis.round(6)  # scalar Kalman update: 1 + 4 / (4 + 1) * (3 - 1)
     array([[2.6]])
     """
-    ensemble_ = np.asarray(ensemble, dtype=np.float64)
-    n_features = ensemble_.shape[-1] if ensemble_.ndim == 3 else np.shape(forecast)[-1]
-    H = observation_matrix(obs_operator, n_features)
-    std = check_obs_error_std(obs_error_std, H.shape[0])
-    forecast, observations, ensemble = _check_batch(
-        forecast, observations, H, ensemble_
+    forecast, ensemble, observations, H, std = _check_analysis(
+        observations, obs_operator, obs_error_std, forecast=forecast,
+        ensemble=ensemble,
     )
-    perturbations = ensemble - ensemble.mean(axis=1, keepdims=True)
-    obs_perturbations = perturbations @ H.T / std
-    innovation = (observations - forecast @ H.T) / std
-    return _transform_update(
-        forecast, perturbations, obs_perturbations, innovation, 1.0
-    )
+    return _ensemble_update(forecast, ensemble, observations, H, std, 1.0)
 
 
-def etkf_analysis(
-    ensemble, observations, *, obs_error_std, obs_operator=None, inflation=1.0
-):
+@validate_params(
+    {
+        "ensemble": ["array-like"],
+        **_OBSERVATION_CONSTRAINTS,
+        "inflation": [Interval(Real, 0, None, closed="neither")],
+    },
+    prefer_skip_nested_validation=True,
+)
+def etkf_analysis(ensemble, observations, *, obs_error_std, obs_operator=None,
+                  inflation=1.0):
     """Ensemble transform Kalman filter analysis with multiplicative inflation.
 
     Parameters
@@ -263,9 +295,10 @@ def etkf_analysis(
     ensemble : array-like of shape (n, n_members, n_features)
         Background ensembles, one per experiment.
     observations : array-like of shape (n, n_obs)
-        Observations.
+        Observations of each experiment's truth.
     obs_error_std : float or array-like of shape (n_obs,)
-        Standard deviation of the observation errors.
+        Standard deviation of the observation errors, the same in every
+        experiment.
     obs_operator : None, list of int or array-like of shape (n_obs, n_features), \
             default=None
         Linear observation operator; ``None`` observes every variable.
@@ -298,24 +331,20 @@ def etkf_analysis(
     >>> etkf_analysis(ens, [[3.0]], obs_error_std=1.0).mean(axis=1).round(6)
     array([[2.6]])
     """
-    if not (np.isscalar(inflation) and np.isfinite(inflation) and inflation > 0):
-        raise ValueError(f"inflation must be a positive number, got {inflation!r}.")
-    ensemble_ = np.asarray(ensemble, dtype=np.float64)
-    H = observation_matrix(obs_operator, ensemble_.shape[-1] if ensemble_.ndim else 0)
-    std = check_obs_error_std(obs_error_std, H.shape[0])
-    _, observations, ensemble = _check_batch(None, observations, H, ensemble_)
-    mean = ensemble.mean(axis=1)
-    perturbations = ensemble - mean[:, None, :]
-    obs_perturbations = perturbations @ H.T / std
-    innovation = (observations - mean @ H.T) / std
-    return _transform_update(
-        mean, perturbations, obs_perturbations, innovation, inflation
-    )[1]
+    _, ensemble, observations, H, std = _check_analysis(
+        observations, obs_operator, obs_error_std, ensemble=ensemble
+    )
+    center = ensemble.mean(axis=1)
+    return _ensemble_update(center, ensemble, observations, H, std, inflation)[1]
 
 
-def var3d_analysis(
-    forecast, observations, *, covariance, obs_error_std, obs_operator=None
-):
+@validate_params(
+    {"forecast": ["array-like"], "covariance": ["array-like"],
+     **_OBSERVATION_CONSTRAINTS},
+    prefer_skip_nested_validation=True,
+)
+def var3d_analysis(forecast, observations, *, covariance, obs_error_std,
+                   obs_operator=None):
     """3D-Var with a static background covariance, in closed form.
 
     For a linear observation operator the 3D-Var cost function is quadratic
@@ -332,10 +361,12 @@ def var3d_analysis(
         Background error covariance ``B`` (already inflated), symmetric
         positive definite.
     obs_error_std : float or array-like of shape (n_obs,)
-        Standard deviation of the observation errors.
+        Standard deviation of the observation errors; ``R`` is the diagonal
+        matrix of their squares.
     obs_operator : None, list of int or array-like of shape (n_obs, n_features), \
             default=None
-        Linear observation operator; ``None`` observes every variable.
+        The linear observation operator ``H``; ``None`` observes every
+        variable.
 
     Returns
     -------
@@ -357,9 +388,10 @@ def var3d_analysis(
     (array([[2.6]]), array([[0.8]]))
     """
     B = check_covariance(covariance)
-    H = observation_matrix(obs_operator, B.shape[0])
-    std = check_obs_error_std(obs_error_std, H.shape[0])
-    forecast, observations, _ = _check_batch(forecast, observations, H)
+    forecast, _, observations, H, std = _check_analysis(
+        observations, obs_operator, obs_error_std, forecast=forecast,
+        n_features=B.shape[0],
+    )
     gain = np.linalg.solve(H @ B @ H.T + np.diag(std**2), H @ B).T
     analysis = forecast + (observations - forecast @ H.T) @ gain.T
     return analysis, B - gain @ H @ B

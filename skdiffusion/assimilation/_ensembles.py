@@ -8,7 +8,6 @@ so :class:`~sklearn.model_selection.ParameterGrid` can tune them, nested in an
 assimilation method as ``sampler__tau`` or ``sampler__inflation``.
 """
 
-import math
 from numbers import Integral, Real
 
 import numpy as np
@@ -16,7 +15,9 @@ from sklearn.base import BaseEstimator
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 
+from ..datasets import normalize_states
 from ._analysis import check_covariance
+from ._settings import check_settings
 
 # Length of the diffusion's pseudo-time axis (DESIGN.md: 1000 discrete steps).
 N_DIFFUSION_STEPS = 1000
@@ -109,7 +110,7 @@ class StaticCovarianceEnsemble(BaseEstimator):
         ensembles : ndarray of shape (n_samples, n_members, n_features)
             Members; each ensemble's mean is the corresponding row of ``X``.
         """
-        self._validate_params()
+        check_settings(self)
         B = check_covariance(self.covariance)
         X = _check_states(X, B.shape[0])
         rng = check_random_state(random_state)
@@ -171,7 +172,7 @@ class ClimatologyEnsemble(BaseEstimator):
         ensembles : ndarray of shape (n_samples, n_members, n_features)
             Members drawn from ``states``.
         """
-        self._validate_params()
+        check_settings(self)
         states = _check_states(self.states)
         X = _check_states(X, states.shape[1])
         rng = check_random_state(random_state)
@@ -247,17 +248,8 @@ class DiffusionEnsemble(BaseEstimator):
         "scale": ["array-like", None],
     }
 
-    def __init__(
-        self,
-        featurizer,
-        *,
-        tau=130,
-        n_members=50,
-        n_steps=100,
-        method="ddpm",
-        shift=None,
-        scale=None,
-    ):
+    def __init__(self, featurizer, *, tau=130, n_members=50, n_steps=100,
+                 method="ddpm", shift=None, scale=None):
         self.featurizer = featurizer
         self.tau = tau
         self.n_members = n_members
@@ -281,18 +273,19 @@ class DiffusionEnsemble(BaseEstimator):
         ensembles : ndarray of shape (n_samples, n_members, n_features)
             Members in model units, float64.
         """
-        self._validate_params()
+        from ..diffusion import ensemble_steps  # torch, only when sampling
+
+        check_settings(self)
         X = _check_states(X)
         shift = np.zeros(X.shape[1]) if self.shift is None else np.asarray(self.shift)
         scale = np.ones(X.shape[1]) if self.scale is None else np.asarray(self.scale)
         seed = check_random_state(random_state).randint(np.iinfo(np.int32).max)
         n_total = getattr(self.featurizer, "n_diffusion_steps", N_DIFFUSION_STEPS)
-        n_denoising = max(1, math.ceil(self.tau * self.n_steps / n_total))
         ensembles = self.featurizer.sample_ensemble(
-            (X - shift) / scale,
+            normalize_states(X, shift, scale),
             self.tau,
             self.n_members,
-            n_steps=n_denoising,
+            n_steps=ensemble_steps(self.tau, n_total, grid_size=self.n_steps),
             method=self.method,
             random_state=seed,
         )

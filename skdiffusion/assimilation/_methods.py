@@ -16,6 +16,7 @@ from sklearn.utils._param_validation import HasMethods, Interval
 
 from ._analysis import check_covariance, enoi_analysis, etkf_analysis, var3d_analysis
 from ._ensembles import LORENZ63_B_FULL
+from ._settings import check_settings
 
 _ASSIMILATE_DOC = """
         Parameters
@@ -42,7 +43,16 @@ _ASSIMILATE_DOC = """
 """
 
 
-class EnOI(BaseEstimator):
+class _DeterministicMethod(BaseEstimator):
+    """A method that propagates a single state, its analysis, between cycles."""
+
+    @property
+    def n_forecast_members(self):
+        """Number of states propagated between cycles (1)."""
+        return 1
+
+
+class EnOI(_DeterministicMethod):
     """Ensemble optimal interpolation around a deterministic forecast.
 
     Each cycle, ``sampler`` turns the forecast into an ensemble whose
@@ -73,21 +83,9 @@ class EnOI(BaseEstimator):
     def __init__(self, sampler):
         self.sampler = sampler
 
-    @property
-    def n_forecast_members(self):
-        """Number of states propagated between cycles (1)."""
-        return 1
-
-    def assimilate(
-        self,
-        background,
-        observations,
-        *,
-        obs_operator,
-        obs_error_std,
-        random_state=None,
-    ):
-        self._validate_params()
+    def assimilate(self, background, observations, *, obs_operator, obs_error_std,
+                   random_state=None):
+        check_settings(self)
         forecast = background[:, 0]
         ensemble = self.sampler.sample_ensemble(forecast, random_state=random_state)
         analysis, analysis_ensemble = enoi_analysis(
@@ -106,7 +104,7 @@ class EnOI(BaseEstimator):
     assimilate.__doc__ = "Update a deterministic forecast.\n" + _ASSIMILATE_DOC
 
 
-class ThreeDVar(BaseEstimator):
+class ThreeDVar(_DeterministicMethod):
     """3D-Var with a static background covariance times an inflation.
 
     Parameters
@@ -143,21 +141,9 @@ class ThreeDVar(BaseEstimator):
         self.covariance = covariance
         self.inflation = inflation
 
-    @property
-    def n_forecast_members(self):
-        """Number of states propagated between cycles (1)."""
-        return 1
-
-    def assimilate(
-        self,
-        background,
-        observations,
-        *,
-        obs_operator,
-        obs_error_std,
-        random_state=None,
-    ):
-        self._validate_params()
+    def assimilate(self, background, observations, *, obs_operator, obs_error_std,
+                   random_state=None):
+        check_settings(self)
         B = self.inflation * check_covariance(self.covariance)
         analysis, covariance = var3d_analysis(
             background[:, 0],
@@ -209,19 +195,11 @@ class ETKF(BaseEstimator):
     @property
     def n_forecast_members(self):
         """Number of states propagated between cycles (``n_members``)."""
-        self._validate_params()
         return self.n_members
 
-    def assimilate(
-        self,
-        background,
-        observations,
-        *,
-        obs_operator,
-        obs_error_std,
-        random_state=None,
-    ):
-        self._validate_params()
+    def assimilate(self, background, observations, *, obs_operator, obs_error_std,
+                   random_state=None):
+        check_settings(self)
         analysis = etkf_analysis(
             background,
             observations,

@@ -1,15 +1,18 @@
 """Twin experiments: cycle an assimilation method against known truths, and tune it."""
 
 import copy
-import sys
-import time
-from numbers import Integral
+from numbers import Integral, Real
 
 import numpy as np
 from sklearn.model_selection import ParameterGrid
 from sklearn.utils import Bunch, check_random_state
+from sklearn.utils._param_validation import HasMethods, Interval, validate_params
 
+from .._base import progress
 from ._analysis import _check_array, check_obs_error_std, observation_matrix
+from ._settings import check_settings
+
+_SCORES = ("analysis_rmse", "background_rmse", "analysis_spread", "background_spread")
 
 
 def _lorenz63_model(dt):
@@ -21,29 +24,11 @@ def _lorenz63_model(dt):
     return model
 
 
-def _progress(index, total, start, verbose, label):
-    """A one-line text progress bar on stderr, redrawn about 50 times in a run."""
-    if not verbose or (index % max(1, total // 50) and index != total):
-        return
-    done = int(30 * index / total)
-    elapsed = time.perf_counter() - start
-    sys.stderr.write(
-        f"\r{label} [{'#' * done}{'.' * (30 - done)}] {index}/{total} cycles "
-        f"{elapsed:.1f}s"
-    )
-    if index == total:
-        sys.stderr.write("\n")
-    sys.stderr.flush()
-
-
-def _check_counts(n_time, obs_every, n_burn_in, n_cycles):
-    for name, value, low in (("obs_every", obs_every, 1), ("n_burn_in", n_burn_in, 0)):
-        if not isinstance(value, Integral) or value < low:
-            raise ValueError(f"{name} must be an int >= {low}, got {value!r}.")
+def _check_n_cycles(n_time, obs_every, n_burn_in, n_cycles):
     available = (n_time - 1) // obs_every - n_burn_in
     if n_cycles is None:
         n_cycles = available
-    if not isinstance(n_cycles, Integral) or not 1 <= n_cycles <= available:
+    if not 1 <= n_cycles <= available:
         raise ValueError(
             f"n_cycles must be an int in [1, {available}] for truth trajectories of "
             f"{n_time} steps observed every {obs_every} steps after {n_burn_in} "
@@ -52,6 +37,36 @@ def _check_counts(n_time, obs_every, n_burn_in, n_cycles):
     return n_cycles
 
 
+def _squared_scores(truth, background, analysis, b_var, a_var, scale):
+    """Normalised squared errors and variances of one cycle, as in _SCORES.
+
+    The one place where a cycle's states are put in the units of ``scale``;
+    each row has shape (n_experiments,), means over the variables.
+    """
+    means = np.stack([analysis.mean(axis=1), background.mean(axis=1)])
+    errors = ((means - truth) / scale) ** 2
+    variances = np.stack([a_var, b_var]) / scale**2
+    return np.concatenate([errors, variances]).mean(axis=2)
+
+
+@validate_params(
+    {
+        "method": [HasMethods(["assimilate"])],
+        "truth": ["array-like"],
+        "obs_every": [Interval(Integral, 1, None, closed="left")],
+        "obs_operator": [None, "array-like"],
+        "obs_error_std": [Real, "array-like"],
+        "n_burn_in": [Interval(Integral, 0, None, closed="left")],
+        "n_cycles": [Interval(Integral, 1, None, closed="left"), None],
+        "model": [callable, None],
+        "dt": [Interval(Real, 0, None, closed="neither")],
+        "scale": ["array-like", None],
+        "return_series": ["boolean"],
+        "random_state": ["random_state"],
+        "verbose": ["verbose"],
+    },
+    prefer_skip_nested_validation=True,
+)
 def run_twin_experiment(
     method,
     truth,
@@ -153,15 +168,10 @@ def run_twin_experiment(
     >>> bool(result.analysis_rmse.mean() < 0.1)
     True
     """
-    truth = np.asarray(truth, dtype=np.float64)
-    if truth.ndim != 3:
-        raise ValueError(
-            "truth must have shape (n_experiments, n_time, n_features), got "
-            f"{truth.shape}."
-        )
-    truth = _check_array("truth", truth, ("n_experiments", "n_time", truth.shape[2]))
+    check_settings(method)
+    truth = _check_array("truth", truth, ("n_experiments", "n_time", "n_features"))
     n_exp, n_time, n_features = truth.shape
-    n_cycles = _check_counts(n_time, obs_every, n_burn_in, n_cycles)
+    n_cycles = _check_n_cycles(n_time, obs_every, n_burn_in, n_cycles)
     H = observation_matrix(obs_operator, n_features)
     std = check_obs_error_std(obs_error_std, H.shape[0])
     if scale is None:
@@ -181,37 +191,29 @@ def run_twin_experiment(
     climate = truth.reshape(-1, n_features)
     state = climate[rng.randint(climate.shape[0], size=(n_exp, n_members))]
 
-    sums = {k: np.zeros(n_exp) for k in ("analysis", "background", "a_var", "b_var")}
+    sums = np.zeros((len(_SCORES), n_exp))
     series = {k: [] for k in ("background", "analysis", "analysis_variance")}
-    start = time.perf_counter()
-    for cycle in range(n_total):
-        background = model(state, obs_every)
-        state, b_var, a_var = method.assimilate(
-            background,
-            observations[:, cycle],
-            obs_operator=H,
-            obs_error_std=std,
-            random_state=rng,
-        )
-        if cycle >= n_burn_in:
-            true = truth[:, obs_index[cycle]]
-            b_mean, a_mean = background.mean(axis=1), state.mean(axis=1)
-            sums["background"] += (((b_mean - true) / scale) ** 2).mean(axis=1)
-            sums["analysis"] += (((a_mean - true) / scale) ** 2).mean(axis=1)
-            sums["b_var"] += (b_var / scale**2).mean(axis=1)
-            sums["a_var"] += (a_var / scale**2).mean(axis=1)
-            if return_series:
-                series["background"].append(b_mean)
-                series["analysis"].append(a_mean)
-                series["analysis_variance"].append(a_var)
-        _progress(cycle + 1, n_total, start, verbose, type(method).__name__)
+    desc = f"{type(method).__name__} twin experiment"
+    with progress(n_total, desc=desc, verbose=verbose, unit="cycle") as bar:
+        for cycle in range(n_total):
+            background = model(state, obs_every)
+            state, b_var, a_var = method.assimilate(
+                background,
+                observations[:, cycle],
+                obs_operator=H,
+                obs_error_std=std,
+                random_state=rng,
+            )
+            if cycle >= n_burn_in:
+                true = truth[:, obs_index[cycle]]
+                sums += _squared_scores(true, background, state, b_var, a_var, scale)
+                if return_series:
+                    series["background"].append(background.mean(axis=1))
+                    series["analysis"].append(state.mean(axis=1))
+                    series["analysis_variance"].append(a_var)
+            bar.update()
 
-    result = Bunch(
-        analysis_rmse=np.sqrt(sums["analysis"] / n_cycles),
-        background_rmse=np.sqrt(sums["background"] / n_cycles),
-        analysis_spread=np.sqrt(sums["a_var"] / n_cycles),
-        background_spread=np.sqrt(sums["b_var"] / n_cycles),
-    )
+    result = Bunch(**dict(zip(_SCORES, np.sqrt(sums / n_cycles), strict=True)))
     if return_series:
         scored = obs_index[n_burn_in:]
         result.update({k: np.stack(v, axis=1) for k, v in series.items()})
@@ -221,6 +223,15 @@ def run_twin_experiment(
     return result
 
 
+@validate_params(
+    {
+        "method": [HasMethods(["assimilate", "set_params"])],
+        "param_grid": [dict, list],
+        "truth": ["array-like"],
+        "verbose": ["verbose"],
+    },
+    prefer_skip_nested_validation=False,
+)
 def tune_twin_experiment(method, param_grid, truth, *, verbose=False, **kwargs):
     """Grid-search a method's parameters on twin experiments.
 
@@ -275,21 +286,21 @@ def tune_twin_experiment(method, param_grid, truth, *, verbose=False, **kwargs):
     >>> search.best_params
     {'inflation': 1.4}
     """
-    keys = ("analysis_rmse", "background_rmse", "analysis_spread", "background_spread")
-    results = {"params": [], **{k: [] for k in keys}}
+    results = {"params": [], **{k: [] for k in _SCORES}}
     grid = ParameterGrid(param_grid)
-    for i, params in enumerate(grid):
-        candidate = copy.deepcopy(method).set_params(**params)
-        run = run_twin_experiment(candidate, truth, **kwargs)
-        results["params"].append(params)
-        for key in keys:
-            results[key].append(float(np.sqrt(np.mean(run[key] ** 2))))
-        if verbose:
-            print(
-                f"[{i + 1}/{len(grid)}] {params}: analysis RMSE "
-                f"{results['analysis_rmse'][-1]:.4f}, spread "
-                f"{results['analysis_spread'][-1]:.4f}"
+    desc = f"{type(method).__name__} tuning"
+    with progress(len(grid), desc=desc, verbose=verbose, unit="point", every=1) as bar:
+        for params in grid:
+            candidate = copy.deepcopy(method).set_params(**params)
+            run = run_twin_experiment(candidate, truth, **kwargs)
+            results["params"].append(params)
+            for key in _SCORES:
+                results[key].append(float(np.sqrt(np.mean(run[key] ** 2))))
+            bar.set_postfix_str(
+                f"{params}: analysis RMSE {results['analysis_rmse'][-1]:.4f}, "
+                f"spread {results['analysis_spread'][-1]:.4f}"
             )
+            bar.update()
     best = int(np.argmin(results["analysis_rmse"]))
     best_params = results["params"][best]
     return Bunch(
