@@ -190,7 +190,7 @@ def make_lorenz63(n_trajectories, n_steps, *, dt=0.01, burn_in=5000, lead_steps=
     data_home : str or path-like, default=None
         Cache folder; see :func:`get_data_home`.
     verbose : bool, default=False
-        Print the integration's progress.
+        Show the integration's progress (on standard error).
 
     Returns
     -------
@@ -220,6 +220,8 @@ def make_lorenz63(n_trajectories, n_steps, *, dt=0.01, burn_in=5000, lead_steps=
     --------
     make_lorenz96 : The same for the Lorenz 1996 system.
     lorenz63 : The vector field.
+    pairs_from_trajectories : The same pairs from one's own trajectories.
+    normalize_states : The same normalisation of any states.
 
     Notes
     -----
@@ -294,7 +296,7 @@ def make_lorenz96(n_trajectories, n_steps, *, n_dim=40, forcing=8.0, dt=0.01,
     Parameters
     ----------
     n_trajectories : int
-        Number of independent trajectories (>= 1).
+        Number of trajectories (>= 1), each from its own random start.
     n_steps : int
         Number of states recorded per trajectory (>= 1).
     n_dim : int, default=40
@@ -318,9 +320,9 @@ def make_lorenz96(n_trajectories, n_steps, *, n_dim=40, forcing=8.0, dt=0.01,
         Cache the trajectories on disk; "auto" caches requests of at least
         10^6 states.
     data_home : str or path-like, default=None
-        Cache folder; see :func:`get_data_home`.
+        Cache folder, as in :func:`make_lorenz63`.
     verbose : bool, default=False
-        Print the integration's progress.
+        Show the progress of the integration.
 
     Returns
     -------
