@@ -133,6 +133,10 @@ def _nanmean_quiet(a, axis):
         return np.where(count > 0, total / np.maximum(count, 1), np.nan)
 
 
+@validate_params(
+    {"std": [Interval(Real, 0, None, closed="neither"), "array-like", None]},
+    prefer_skip_nested_validation=True,
+)
 def make_nrmse_scorer(*, std=None):
     """Scorer of the one-step nRMSE, for ``scoring=`` in a search.
 
@@ -288,6 +292,14 @@ def hellinger_distance(X, Y, *, bins=70, range=(-3.5, 3.5)):
     return float(np.sqrt(max(0.0, 1.0 - affinity)))
 
 
+@validate_params(
+    {
+        "generated": ["array-like"],
+        "reference": ["array-like"],
+        "n_jobs": [Integral, None],
+    },
+    prefer_skip_nested_validation=True,
+)
 def nearest_neighbour_distances(generated, reference, *, n_jobs=None):
     """Mean squared nearest-neighbour distance in both directions.
 

@@ -217,6 +217,15 @@ def test_nearest_neighbour_distances_show_missing_coverage():
     assert from_reference > 0.1
 
 
+def test_scorer_and_distances_reject_bad_arguments_by_name():
+    with pytest.raises(ValueError, match="std"):
+        make_nrmse_scorer(std="one")
+    with pytest.raises(ValueError, match="std"):
+        make_nrmse_scorer(std=-1.0)
+    with pytest.raises(ValueError, match="n_jobs"):
+        nearest_neighbour_distances(np.zeros((2, 1)), np.zeros((2, 1)), n_jobs=1.5)
+
+
 def test_nearest_neighbour_distances_reject_nan():
     with pytest.raises(ValueError, match="generated"):
         nearest_neighbour_distances(np.full((2, 2), np.nan), np.zeros((2, 2)))
