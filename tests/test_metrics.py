@@ -5,7 +5,10 @@ from sklearn.linear_model import Ridge
 from sklearn.model_selection import GridSearchCV, cross_val_score
 from sklearn.neighbors import NearestNeighbors
 
-from skdiffusion.datasets import LORENZ63_SCALE, LORENZ63_SHIFT, make_lorenz63
+from skdiffusion.datasets import (
+    make_lorenz63,
+    normalize_states,
+)
 from skdiffusion.metrics import (
     extreme_fraction,
     hellinger_distance,
@@ -18,7 +21,7 @@ from skdiffusion.metrics import (
 
 def normalised_trajectories(n_trajectories, n_steps, seed):
     data = make_lorenz63(n_trajectories, n_steps, burn_in=1000, random_state=seed)
-    return (data.trajectories - LORENZ63_SHIFT) / LORENZ63_SCALE
+    return normalize_states(data.trajectories, data.shift, data.scale)
 
 
 @pytest.fixture(scope="module")
