@@ -296,7 +296,7 @@ def test_assimilation_tiny():
         (lambda: surrogate_comparison("huge"), ValueError, "Unknown preset"),
         (lambda: surrogate_comparison(models=["forest"]), ValueError, "Unknown model"),
         (lambda: scaling_studies(studies=["depth"]), ValueError, "Unknown studies"),
-        (lambda: SurrogatePreset(n_climate=200), ValueError, "n_climate"),
+        (lambda: SurrogatePreset(n_climate=200), ValueError, "n_climate <= n_starts"),
         (lambda: SurrogatePreset(n_trees=3), TypeError, "n_trees"),
         (
             lambda: dataclasses.replace(GenerationPreset(), colour="red"),

@@ -43,12 +43,8 @@ def main(argv=None):
         preset = dataclasses.replace(preset, n_seeds=args.n_seeds)
     print(f"Machine: {_machine()}", flush=True)
     start = time.perf_counter()
-    table = surrogate.surrogate_comparison(
-        preset,
-        output_dir=args.output_dir,
-        random_state=args.random_state,
-        verbose=not args.quiet,
-    )
+    run = {"output_dir": args.output_dir, "random_state": args.random_state}
+    table = surrogate.surrogate_comparison(preset, **run, verbose=not args.quiet)
     wall = time.perf_counter() - start
     summary = surrogate.summarize_surrogates(table)
     print(

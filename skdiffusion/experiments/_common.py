@@ -52,11 +52,7 @@ def seeds_from(random_state, n):
 
 
 def lorenz63_data(preset, *, random_state):
-    """Training and separately seeded test data of Lorenz 63, sized by ``preset``.
-
-    Bunches of :func:`~skdiffusion.datasets.make_lorenz63` (pairs 0.1 MTU
-    apart), each with ``states``: its normalised trajectories.
-    """
+    """Lorenz 63 training and test Bunches (make_lorenz63), normalised ``states``."""
     train_seed, test_seed = seeds_from(random_state, 2)
     n_train, n_test = preset.n_train_trajectories, preset.n_test_trajectories
     train = make_lorenz63(n_train, preset.n_train_steps, random_state=train_seed)
@@ -67,13 +63,10 @@ def lorenz63_data(preset, *, random_state):
 
 
 def fit_and_score(model, X, y, score, *args):
-    """Fit ``model`` on ``(X, y)``; ``{**score(model, *args), "fit_time": s}``.
-
-    Every model of the experiments trains for a fixed budget: not
-    converging within it is expected, and its warning silenced.
-    """
+    """Fit ``model`` on ``(X, y)``; ``{**score(model, *args), "fit_time": s}``."""
     start = time.perf_counter()
     with warnings.catch_warnings():
+        # fixed budgets: stopping before convergence is intended
         warnings.simplefilter("ignore", ConvergenceWarning)
         model.fit(X, y)
     fit_time = time.perf_counter() - start

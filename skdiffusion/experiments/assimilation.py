@@ -24,7 +24,7 @@ from ..assimilation import (
     tune_twin_experiment,
 )
 from ..datasets import LORENZ63_SCALE, LORENZ63_SHIFT, make_lorenz63
-from ._common import PAPER_FEATURIZER, params, preset_of, save, seeds_from
+from . import _common as common
 
 OBS_EVERY = 10  # 0.1 MTU at dt = 0.01
 OBS_ERROR_STD = 2.0  # model units
@@ -41,7 +41,7 @@ class AssimilationPreset:
 
     n_train_trajectories: int = 8
     n_train_steps: int = 5_000
-    featurizer: dict = params(n_hidden=128, max_iter=800, batch_size=1024)
+    featurizer: dict = common.params(n_hidden=128, max_iter=800, batch_size=1024)
     n_members: int = 50
     n_steps: int = 100
     tau_grid: tuple = (30, 60, 90, 130, 180)
@@ -62,7 +62,7 @@ PRESETS = {
     "paper": AssimilationPreset(
         n_train_trajectories=16,
         n_train_steps=1_000_000,
-        featurizer={**PAPER_FEATURIZER, "n_hidden": 256},
+        featurizer={**common.PAPER_FEATURIZER, "n_hidden": 256},
         tau_grid=tuple(range(50, 301, 10)),
         static_inflations=(1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0, 5.0, 6.0, 8.0),
         etkf_inflations=(1.0, 1.02, 1.05, 1.07, 1.1, 1.15, 1.2, 1.3, 1.34, 1.4, 1.5),
@@ -96,18 +96,15 @@ def _methods(featurizer, p):
 def _segments(trajectories, length, n_segments):
     """Cut long trajectories into ``n_segments`` pieces of ``length`` steps."""
     per_trajectory = trajectories.shape[1] // length
-    if per_trajectory * trajectories.shape[0] < n_segments:
-        raise ValueError(
-            f"training trajectories of shape {trajectories.shape} hold fewer than "
-            f"{n_segments} tuning experiments of {length} steps."
-        )
-    pieces = trajectories[:, : per_trajectory * length]
-    return pieces.reshape(-1, length, trajectories.shape[2])[:n_segments]
+    pieces = trajectories[:, : per_trajectory * length].reshape(-1, length, 3)
+    if len(pieces) < n_segments:
+        raise ValueError(f"The training data hold fewer than {n_segments} segments.")
+    return pieces[:n_segments]
 
 
-def _row(stage, method, params, scores, n_experiments):
+def _row(stage, method, point, scores, n_experiments):
     """A table row: scores pooled by root mean square over experiments."""
-    ((parameter, value),) = params.items() if params else (("", np.nan),)
+    ((parameter, value),) = point.items() if point else (("", np.nan),)
     rmse = np.atleast_1d(scores["analysis_rmse"])
     pooled = {key: np.sqrt(np.mean(np.square(scores[key]))) for key in SCORES}
     # standard error of the per-experiment RMSE (NaN for pooled tuning scores)
@@ -123,14 +120,11 @@ def run_assimilation_experiment(
 ):
     """Compare diffusion-model EnOI with static EnOI, 3D-Var and the ETKF.
 
-    Trains a diffusion model on Lorenz 1963 states (unless ``featurizer`` is
-    given), tunes each method's free parameter (``tau`` of the diffusion
-    ensembles, an inflation otherwise) with a parameter grid on twin
-    experiments on the training trajectories, and scores the tuned methods
-    and the climatology (the no-skill reference) on test trajectories. As
-    in Finn et al. (2024), section 5: 50 members, DDPM on a 100-step grid;
-    static EnOI uses :data:`~skdiffusion.assimilation.LORENZ63_B_DIAGONAL`
-    or :data:`~skdiffusion.assimilation.LORENZ63_B_FULL`, 3D-Var the full one.
+    Tunes each method's free parameter (``tau`` of the diffusion ensembles,
+    an inflation otherwise) on twin experiments on the training
+    trajectories, then scores the tuned methods and the climatology on test
+    trajectories. Static EnOI uses the paper's diagonal or full covariance,
+    3D-Var the full one.
 
     Parameters
     ----------
@@ -150,15 +144,14 @@ def run_assimilation_experiment(
     Returns
     -------
     table : pandas.DataFrame
-        One row per method and stage: ``stage`` ("tuning" for every grid
-        point, "test" for the tuned methods), ``method``, ``parameter``,
-        ``value``, ``n_experiments``, the normalised ``analysis_rmse``,
-        ``background_rmse``, ``analysis_spread`` and ``background_spread``
-        (root mean square over experiments) and ``analysis_rmse_se``, the
-        standard error of the per-experiment analysis RMSE.
+        One row per method and stage ("tuning" for every grid point, "test"
+        for the tuned methods): ``parameter``, ``value``, the normalised
+        analysis and background RMSE and spread (root mean square over
+        ``n_experiments``) and ``analysis_rmse_se``, the standard error of
+        the per-experiment analysis RMSE.
     """
-    preset = preset_of(preset, PRESETS)
-    seed_train, seed_test, seed_fit, seed_obs = seeds_from(random_state, 4)
+    preset = common.preset_of(preset, PRESETS)
+    seed_train, seed_test, seed_fit, seed_obs = common.seeds_from(random_state, 4)
     n_train, n_steps = preset.n_train_trajectories, preset.n_train_steps
     train = make_lorenz63(n_train, n_steps, random_state=seed_train)
     if featurizer is None:
@@ -192,7 +185,7 @@ def run_assimilation_experiment(
             bar.update()
     rows.append(_climatology(train.trajectories, test, preset, seed_obs))
     table = pd.DataFrame(rows)
-    save(table, output_dir, "assimilation")
+    common.save(table, output_dir, "assimilation")
     return table
 
 

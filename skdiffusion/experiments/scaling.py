@@ -8,16 +8,7 @@ import pandas as pd
 from .._base import progress
 from ..datasets import pairs_from_trajectories
 from ..metrics import nrmse
-from ._common import (
-    PAPER_FEATURIZER,
-    check_names,
-    fit_and_score,
-    lorenz63_data,
-    params,
-    preset_of,
-    save,
-    seeds_from,
-)
+from . import _common as common
 from .surrogate import MODELS, fit_featurizers
 
 STUDIES = ("n_pairs", "target_noise", "lead_time")
@@ -28,9 +19,8 @@ LEAD_STEPS = 10  # the default target: 10 steps of 0.01, 0.1 MTU
 class ScalingPreset:
     """Sizes and recipes of :func:`scaling_studies`; the defaults are "quick".
 
-    ``n_pairs``, ``target_noise`` and ``lead_steps`` are the studies'
-    values. Networks train ``max_iter`` steps, at most ``max_epochs``
-    passes over the pairs; the rest is as in :class:`SurrogatePreset`.
+    Networks train ``max_iter`` steps, at most ``max_epochs`` passes over
+    the pairs; the rest is as in :class:`SurrogatePreset`.
     """
 
     n_seeds: int = 1
@@ -47,9 +37,9 @@ class ScalingPreset:
     width: int = 256
     max_iter: int = 1_000
     max_epochs: int = 200
-    network: dict = params(learning_rate=1e-3, batch_size=256)
-    head: dict = params(learning_rate=3e-4, batch_size=256)
-    featurizer: dict = params(max_iter=200, batch_size=1024)
+    network: dict = common.params(learning_rate=1e-3, batch_size=256)
+    head: dict = common.params(learning_rate=3e-4, batch_size=256)
+    featurizer: dict = common.params(max_iter=200, batch_size=1024)
 
 
 PRESETS = {
@@ -71,7 +61,7 @@ PRESETS = {
         max_epochs=100_000,
         network={"learning_rate": 5e-5, "batch_size": 16_384},
         head={"learning_rate": 5e-5, "batch_size": 16_384},
-        featurizer=PAPER_FEATURIZER,
+        featurizer=common.PAPER_FEATURIZER,
     ),
 }
 
@@ -112,7 +102,9 @@ def _tasks(preset, studies, train, test, rng):
 
 
 def _score(model, X, y):
-    return {"nrmse": nrmse(y, model.predict(X), std=1.0)}
+    # no model: persistence, which predicts no change
+    y_pred = np.zeros_like(y) if model is None else model.predict(X)
+    return {"nrmse": nrmse(y, y_pred, std=1.0), "fit_time": 0.0}
 
 
 def scaling_studies(
@@ -142,7 +134,7 @@ def scaling_studies(
     studies : sequence of {"n_pairs", "target_noise", "lead_time"}
         The studies to run; all by default.
     models : sequence of str
-        Labels from :data:`skdiffusion.experiments.surrogate.MODELS`.
+        Labels from ``skdiffusion.experiments.surrogate.MODELS``.
     output_dir : str, path or None, default=None
         If given, write ``scaling.csv``.
     random_state : int, default=0
@@ -153,15 +145,14 @@ def scaling_studies(
     Returns
     -------
     table : pandas.DataFrame
-        One row per study, value (pairs, noise std, or lead time in MTU),
-        model and seed: ``study``, ``value``, ``model``, ``seed``, ``nrmse``
-        and ``fit_time`` (s).
+        Columns ``study``, ``value`` (pairs, noise std, or lead time in
+        MTU), ``model``, ``seed``, ``nrmse`` and ``fit_time`` (s).
     """
-    preset = preset_of(preset, PRESETS)
-    check_names("studies", studies, STUDIES)
-    check_names("model(s)", models, MODELS)
-    data_seed, *seeds = seeds_from(random_state, 1 + preset.n_seeds)
-    train, test = lorenz63_data(preset, random_state=data_seed)
+    preset = common.preset_of(preset, PRESETS)
+    common.check_names("studies", studies, STUDIES)
+    common.check_names("model(s)", models, MODELS)
+    data_seed, *seeds = common.seeds_from(random_state, 1 + preset.n_seeds)
+    train, test = common.lorenz63_data(preset, random_state=data_seed)
     pretrained = any(MODELS[name][0] in ("transfer", "untrained") for name in models)
     rows = []
     for seed in seeds:
@@ -171,15 +162,14 @@ def scaling_studies(
         with progress(total, desc="scaling", verbose=verbose, every=1) as bar:
             for study, value, (X, y), (X_test, y_test) in tasks:
                 run = {"study": study, "value": value, "model": "persistence"}
-                rmse = np.sqrt(np.mean(y_test**2))
-                rows.append({**run, "seed": seed, "nrmse": rmse, "fit_time": 0.0})
+                rows.append({**run, "seed": seed, **_score(None, X_test, y_test)})
                 budget = _budget(preset, len(X))
                 for name in models:
                     model = MODELS[name][1](budget, seed, featurizers)
-                    scores = fit_and_score(model, X, y, _score, X_test, y_test)
+                    scores = common.fit_and_score(model, X, y, _score, X_test, y_test)
                     rows.append({**run, "model": name, "seed": seed, **scores})
                     bar.set_postfix_str(f"{study}={value:g} {name}")
                     bar.update()
     table = pd.DataFrame(rows)
-    save(table, output_dir, "scaling")
+    common.save(table, output_dir, "scaling")
     return table

@@ -11,16 +11,13 @@ from sklearn.model_selection import GridSearchCV, GroupKFold
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import PolynomialFeatures
 
-from .. import (
-    DenseRegressor,
-    DiffusionFeaturizer,
-    RFFFeaturizer,
-    StreamingRidge,
-    SurrogateForecaster,
-)
 from ..datasets import make_lorenz63
+from ..featurizers import DiffusionFeaturizer, RFFFeaturizer
+from ..linear_model import StreamingRidge
 from ..metrics import make_nrmse_scorer
-from ._common import PAPER_FEATURIZER, params, preset_of, save, seeds_from
+from ..neural import DenseRegressor
+from ..surrogate import SurrogateForecaster
+from . import _common as common
 
 
 @dataclass(frozen=True)
@@ -39,8 +36,8 @@ class SelectionPreset:
     ridge_alpha: float = 1e-4
     width: int = 256
     # 10 epochs of a fold's 5,970 training pairs in batches of 256 (24 steps)
-    head: dict = params(learning_rate=3e-4, batch_size=256, max_iter=10 * 24)
-    featurizer: dict = params(max_iter=300, batch_size=1024)
+    head: dict = common.params(learning_rate=3e-4, batch_size=256, max_iter=10 * 24)
+    featurizer: dict = common.params(max_iter=300, batch_size=1024)
 
 
 PRESETS = {
@@ -51,7 +48,7 @@ PRESETS = {
         n_trajectories=16,
         n_steps=65_536 + 10,
         head={"learning_rate": 5e-5, "batch_size": 16_384, "max_iter": 4_800},
-        featurizer=PAPER_FEATURIZER,
+        featurizer=common.PAPER_FEATURIZER,
     ),
 }
 
@@ -121,8 +118,8 @@ def model_selection(
         ``std_nrmse`` (normalised units), ``rank``, ``mean_fit_time``,
         ``mean_score_time`` (s) and ``split<i>_nrmse``.
     """
-    preset = preset_of(preset, PRESETS)
-    data_seed, seed = seeds_from(random_state, 2)
+    preset = common.preset_of(preset, PRESETS)
+    data_seed, seed = common.seeds_from(random_state, 2)
     data = make_lorenz63(preset.n_trajectories, preset.n_steps, random_state=data_seed)
     featurizer = DiffusionFeaturizer(**preset.featurizer, random_state=seed)
     featurizer.set_params(verbose=verbose).fit(data.X).set_params(verbose=0)
@@ -133,20 +130,15 @@ def model_selection(
         )
         search.set_params(verbose=int(verbose))
         search.fit(data.X, data.X + data.y, groups=data.groups)
-    results = pd.DataFrame(search.cv_results_)
-    table = pd.DataFrame(
-        {
-            "features": results["param_regressor__features"].map(_name),
-            "head": results["param_regressor__head"].map(_name),
-            "mean_nrmse": -results["mean_test_score"],
-            "std_nrmse": results["std_test_score"],
-            "rank": results["rank_test_score"],
-            "mean_fit_time": results["mean_fit_time"],
-            "mean_score_time": results["mean_score_time"],
-        }
-    )
-    for i in range(preset.n_splits):
-        table[f"split{i}_nrmse"] = -results[f"split{i}_test_score"]
-    table = table.sort_values("rank", kind="stable", ignore_index=True)
-    save(table, output_dir, "model_selection")
+    names = {"param_regressor__features": "features", "rank_test_score": "rank"}
+    table = pd.DataFrame(search.cv_results_).rename(columns=names)
+    table = table.rename(columns=lambda key: key.replace("test_score", "nrmse"))
+    table["head"] = table.pop("param_regressor__head").map(_name)
+    table["features"] = table["features"].map(_name)
+    scores = table.filter(regex=r"^(mean|split\d+)_nrmse$").columns
+    table[scores] *= -1  # the scorer's negated nRMSE
+    columns = ["features", "head", "mean_nrmse", "std_nrmse", "rank"]
+    columns += ["mean_fit_time", "mean_score_time", *scores.drop("mean_nrmse")]
+    table = table[columns].sort_values("rank", kind="stable", ignore_index=True)
+    common.save(table, output_dir, "model_selection")
     return table

@@ -13,27 +13,14 @@ from sklearn.frozen import FrozenEstimator
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import PolynomialFeatures
 
-from .. import (
-    DenseRegressor,
-    DiffusionFeaturizer,
-    ResidualRegressor,
-    RFFFeaturizer,
-    StreamingRidge,
-    SurrogateForecaster,
-)
 from .._base import progress
 from ..datasets import make_lorenz63
+from ..featurizers import DiffusionFeaturizer, RFFFeaturizer
+from ..linear_model import StreamingRidge
 from ..metrics import hellinger_distance, nrmse
-from ._common import (
-    PAPER_FEATURIZER,
-    check_names,
-    fit_and_score,
-    lorenz63_data,
-    params,
-    preset_of,
-    save,
-    seeds_from,
-)
+from ..neural import DenseRegressor, ResidualRegressor
+from ..surrogate import SurrogateForecaster
+from . import _common as common
 
 # Lead times of the paper's Table 3, in model time units.
 TABLE_LEAD_TIMES = (0.1, 1.0, 2.0, 5.0, 10.0)
@@ -65,15 +52,14 @@ class SurrogatePreset:
     width: int = 256
     # 20 epochs of the 9,920 training pairs in batches of 256 (39 steps each);
     # the heads take a smaller step on their 512 or 1536 inputs (measured)
-    network: dict = params(learning_rate=1e-3, batch_size=256, max_iter=20 * 39)
-    head: dict = params(learning_rate=3e-4, batch_size=256, max_iter=20 * 39)
-    featurizer: dict = params(max_iter=200, batch_size=1024)
+    network: dict = common.params(learning_rate=1e-3, batch_size=256, max_iter=20 * 39)
+    head: dict = common.params(learning_rate=3e-4, batch_size=256, max_iter=20 * 39)
+    featurizer: dict = common.params(max_iter=200, batch_size=1024)
 
     def __post_init__(self):
         if self.n_climate > self.n_starts or 10 * self.n_leads >= self.n_test_steps:
             raise ValueError(
-                "n_climate must not exceed n_starts, and n_test_steps must exceed "
-                f"10 * n_leads; got {self}."
+                "Need n_climate <= n_starts and 10 * n_leads < n_test_steps."
             )
 
 
@@ -95,7 +81,7 @@ PRESETS = {
         chunk_size=65_536,
         network=_PAPER_NETWORK,
         head=_PAPER_NETWORK,
-        featurizer=PAPER_FEATURIZER,
+        featurizer=common.PAPER_FEATURIZER,
     ),
 }
 
@@ -105,9 +91,9 @@ def _ridge(p, transformer):
     return StreamingRidge(p.ridge_alpha, transformer=transformer, **chunks)
 
 
-def _network(regressor, params, seed):
+def _network(regressor, recipe, seed):
     # exactly max_iter steps: no early stop
-    return regressor.set_params(**params, random_state=seed, n_iter_no_change=None)
+    return regressor.set_params(**recipe, random_state=seed, n_iter_no_change=None)
 
 
 def _at(featurizer, times):
@@ -175,10 +161,9 @@ def surrogate_comparison(
 ):
     """Compare surrogate models of Lorenz 63 over seeds (the paper's Table 3).
 
-    Every model learns the increment over 0.1 model time units (MTU) from
-    the same training pairs and is rolled out from held-out test states.
-    Per seed, one diffusion featurizer is trained on the training states
-    and shared, frozen, by the transfer models (each reads its own
+    Every model learns the increment over 0.1 MTU from the same pairs and is
+    rolled out from held-out states. Per seed, one diffusion featurizer is
+    trained and shared, frozen, by the transfer models (each reads its own
     pseudo-times); the same network untrained serves the untrained models.
 
     Parameters
@@ -199,23 +184,21 @@ def surrogate_comparison(
     Returns
     -------
     table : pandas.DataFrame
-        One row per model, seed and lead time (0 to ``n_leads`` steps of
-        0.1 MTU): ``model``, ``kind`` ("baseline", "scratch", "transfer",
-        "untrained" or "truth"), ``seed``, ``lead_time`` (MTU), ``nrmse``
-        (normalised units; NaN once a rollout blew up), ``hellinger``
-        (climate distance of the long rollouts), ``blown_up`` (fraction of
-        rollouts), ``fit_time`` (s, with the features of the training
-        states) and ``pretrain_time`` (s, training the seed's featurizers;
-        NaN for models without them). The ``"truth"`` rows (seed -1) hold
-        the Hellinger distance of true states sampled like a forecast
-        climate: the floor set by the sample size.
+        One row per model, seed and lead time (MTU): ``model``, ``kind``,
+        ``seed``, ``lead_time``, ``nrmse`` (normalised; NaN once a rollout
+        blew up), ``hellinger`` (of the forecast climate), ``blown_up``
+        (fraction of rollouts), ``fit_time`` and ``pretrain_time`` (s, the
+        seed's featurizers). The ``"truth"`` rows hold the Hellinger
+        distance of true states sampled like a forecast climate.
     """
-    preset = preset_of(preset, PRESETS)
+    preset = common.preset_of(preset, PRESETS)
     names = list(MODELS) if models is None else list(models)
-    check_names("model(s)", names, MODELS)
+    common.check_names("model(s)", names, MODELS)
     # one stream: the first model seeds do not depend on n_seeds
-    data_seed, climate_seed, *seeds = seeds_from(random_state, 2 + preset.n_seeds)
-    train, test = lorenz63_data(preset, random_state=data_seed)
+    data_seed, climate_seed, *seeds = common.seeds_from(
+        random_state, 2 + preset.n_seeds
+    )
+    train, test = common.lorenz63_data(preset, random_state=data_seed)
     floor = climate_floor(test, preset, random_state=climate_seed)
     truth = {"curve": np.full(preset.n_leads + 1, np.nan), "hellinger": floor}
     parts = [_rows("truth", "truth", -1, **truth, blown_up=0.0, fit_time=0.0)]
@@ -232,7 +215,7 @@ def surrogate_comparison(
             for name in names:
                 kind, factory = MODELS[name]
                 forecaster = SurrogateForecaster(factory(preset, seed, featurizers))
-                scores = fit_and_score(
+                scores = common.fit_and_score(
                     forecaster, train.X, train.X + train.y, rollout_skill, test, preset
                 )
                 if kind in ("transfer", "untrained"):
@@ -241,8 +224,8 @@ def surrogate_comparison(
                 bar.set_postfix_str(f"{name} nRMSE@0.1 {scores['curve'][1]:.2e}")
                 bar.update()
     table = pd.concat(parts, ignore_index=True)
-    save(table, output_dir, "surrogate_comparison")
-    save(summarize_surrogates(table), output_dir, "surrogate_summary")
+    common.save(table, output_dir, "surrogate_comparison")
+    common.save(summarize_surrogates(table), output_dir, "surrogate_summary")
     if output_dir is not None:
         from matplotlib.figure import Figure  # no pyplot: no display needed
 
@@ -254,9 +237,9 @@ def surrogate_comparison(
 def _rows(model, kind, seed, curve, pretrain_time=np.nan, **scores):
     """One table row per lead time (0.1 MTU apart) of a model's nRMSE curve."""
     lead_time = np.round(0.1 * np.arange(len(curve)), 6)
-    columns = {"model": model, "kind": kind, "seed": seed, "lead_time": lead_time}
-    return pd.DataFrame({**columns, "nrmse": curve, **scores}).assign(
-        pretrain_time=pretrain_time
+    ids = {"model": model, "kind": kind, "seed": seed, "lead_time": lead_time}
+    return pd.DataFrame(
+        {**ids, "nrmse": curve, **scores, "pretrain_time": pretrain_time}
     )
 
 
