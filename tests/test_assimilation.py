@@ -14,6 +14,7 @@ from skdiffusion.assimilation import (
     StaticCovarianceEnsemble,
     ThreeDVar,
     enoi_analysis,
+    ensemble_transform,
     etkf_analysis,
     observation_matrix,
     run_twin_experiment,
@@ -135,6 +136,15 @@ def test_var3d_matches_the_kalman_update_in_a_batch():
         ref_mean, ref_cov = kalman_update(f, LORENZ63_B_FULL, y, np.eye(3), OBS_STD)
         np.testing.assert_allclose(out, ref_mean)
     np.testing.assert_allclose(cov, ref_cov)
+
+
+def test_ensemble_transform_is_the_identity_without_information():
+    # No observed spread: the mean does not move and members stay as they are.
+    weights, transform = ensemble_transform([[[0.0], [0.0], [0.0]]], [[1.0]])
+    np.testing.assert_allclose(weights, 0.0)
+    np.testing.assert_allclose(transform[0], np.eye(3))
+    with pytest.raises(ValueError, match="inflation"):
+        ensemble_transform([[[0.0], [0.0]]], [[1.0]], inflation=0.0)
 
 
 def test_experiments_in_a_batch_are_independent():

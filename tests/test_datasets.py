@@ -415,6 +415,8 @@ def test_get_data_home_argument_environment_and_default(tmp_path, monkeypatch):
     monkeypatch.delenv("SKDIFFUSION_DATA")
     monkeypatch.setenv("HOME", str(tmp_path))
     assert get_data_home() == str(tmp_path / "skdiffusion_data")
+    with pytest.raises(ValueError, match="data_home"):
+        get_data_home(3)
 
 
 def test_cache_serves_the_second_request_from_disk(tmp_path, monkeypatch):

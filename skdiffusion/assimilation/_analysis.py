@@ -143,6 +143,14 @@ def _check_analysis(observations, obs_operator, obs_error_std, *, forecast=None,
     return forecast, ensemble, observations, H, std
 
 
+@validate_params(
+    {
+        "obs_perturbations": ["array-like"],
+        "innovation": ["array-like"],
+        "inflation": [Interval(Real, 0, None, closed="neither")],
+    },
+    prefer_skip_nested_validation=True,
+)
 def ensemble_transform(obs_perturbations, innovation, inflation=1.0):
     """Weights of the ensemble transform Kalman filter (Hunt et al., 2007).
 
@@ -180,6 +188,8 @@ def ensemble_transform(obs_perturbations, innovation, inflation=1.0):
     ``n_members x n_obs`` matrix instead of an ``n_members x n_members``
     eigendecomposition (20 times faster for 50 members and 3 observations).
     """
+    obs_perturbations = np.asarray(obs_perturbations, dtype=np.float64)
+    innovation = np.asarray(innovation, dtype=np.float64)
     n_members = obs_perturbations.shape[-2]
     prior = (n_members - 1) / inflation
     U, s, _ = np.linalg.svd(obs_perturbations, full_matrices=False)

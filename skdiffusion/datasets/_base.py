@@ -2,7 +2,12 @@
 
 import os
 
+from sklearn.utils._param_validation import validate_params
 
+
+@validate_params(
+    {"data_home": [str, os.PathLike, None]}, prefer_skip_nested_validation=True
+)
 def get_data_home(data_home=None):
     """Return the folder where skdiffusion caches generated datasets.
 
