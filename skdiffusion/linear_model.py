@@ -174,8 +174,10 @@ class _StreamingRidgeBase(MultiOutputMixin, RegressorMixin, BaseEstimator):
                 yield rows, features
                 bar.update()
 
-    def _accumulate(self, transformer, X, Y, *, like=None, held_out=None):
+    def _accumulate(self, caller, transformer, X, Y, *, like=None, held_out=None):
         """Normal equations of the rows of (X, Y), accumulated chunk by chunk.
+
+        ``caller`` ("fit" or "partial_fit") names the progress shown.
 
         They are shifted like the equations ``like`` if given (so that the
         two can be added), else by the mean of the first chunk. Returns
@@ -184,7 +186,7 @@ class _StreamingRidgeBase(MultiOutputMixin, RegressorMixin, BaseEstimator):
         same shift), else those of all rows and None.
         """
         kept = validation = None
-        desc = f"{type(self).__name__}.fit"
+        desc = f"{type(self).__name__}.{caller}"
         for rows, features in self._chunks(transformer, X, desc):
             if kept is None:
                 if like is None:
@@ -364,7 +366,7 @@ class StreamingRidge(_StreamingRidgeBase):
         """
         X, y = self._validate_xy(X, y, reset=True)
         transformer = self._fit_transformer(X, y)
-        equations, _ = self._accumulate(transformer, X, y.reshape(len(y), -1))
+        equations, _ = self._accumulate("fit", transformer, X, y.reshape(len(y), -1))
         self._solve(transformer, equations, y.ndim)
         return self
 
@@ -399,7 +401,7 @@ class StreamingRidge(_StreamingRidgeBase):
                     f"y has shape {y.shape} but earlier batches had "
                     f"{len(previous.sum_y)} target(s) with ndim {self._y_ndim}."
                 )
-        batch, _ = self._accumulate(transformer, X, Y, like=previous)
+        batch, _ = self._accumulate("partial_fit", transformer, X, Y, like=previous)
         equations = batch if previous is None else previous + batch
         self._solve(transformer, equations, y.ndim)
         return self
@@ -574,7 +576,9 @@ class StreamingRidgeCV(_StreamingRidgeBase):
         held_out = self._held_out(len(X))
         transformer = self._fit_transformer(X, y)
         Y = y.reshape(len(y), -1)
-        kept, validation = self._accumulate(transformer, X, Y, held_out=held_out)
+        kept, validation = self._accumulate(
+            "fit", transformer, X, Y, held_out=held_out
+        )
         path = kept.solve_path(alphas, self.fit_intercept, self.standardize)
         mse = self._validation_mse(transformer, path, X[held_out], Y[held_out])
         # ties go to the larger penalty
