@@ -207,7 +207,7 @@ class _Interval:
         self.steps = 0
 
     def add(self, loss):
-        loss = loss.detach().float()
+        loss = loss.detach().double()
         if self.total is None:
             self.total, self.largest = loss.clone(), loss.clone()
         else:
