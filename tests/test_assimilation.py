@@ -1,4 +1,7 @@
-"""Tests of skdiffusion.assimilation: analysis formulas, samplers, twin experiments."""
+"""Tests of skdiffusion.assimilation: analysis formulas, samplers, twin experiments.
+
+The paper's experiment built on them is tested in tests/test_experiments.py.
+"""
 
 import numpy as np
 import pytest
@@ -22,7 +25,6 @@ from skdiffusion.assimilation import (
     var3d_analysis,
 )
 from skdiffusion.datasets import LORENZ63_SCALE, LORENZ63_SHIFT, make_lorenz63
-from skdiffusion.experiments.assimilation import run_assimilation_experiment
 
 OBS_STD = 2.0  # the paper's observation error, model units
 
@@ -414,53 +416,3 @@ def test_diffusion_enoi_runs_in_a_twin_experiment(featurizer, truth):
     # Far better than the climatology (about 1), the analysis uses the data.
     assert np.all(result.analysis_rmse < 0.5)
     assert np.all(result.analysis_spread > 0)
-
-
-# -- the experiment function -----------------------------------------------------
-
-
-TINY_PRESET = dict(
-    n_train_trajectories=2, n_train_steps=1000, n_members=8,
-    tau_grid=(50, 100), static_inflations=(2.0, 4.0), etkf_inflations=(1.1, 1.3),
-    n_tune_experiments=2, n_tune_burn_in=5, n_tune_cycles=20,
-    n_test_experiments=2, n_test_burn_in=5, n_test_cycles=20,
-)
-
-
-def test_experiment_tunes_scores_and_writes_table_and_figures(featurizer, tmp_path):
-    pytest.importorskip("pandas")
-    matplotlib = pytest.importorskip("matplotlib")
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    table = run_assimilation_experiment(
-        "quick", featurizer=featurizer, output_dir=tmp_path, plot=True, **TINY_PRESET
-    )
-    plt.close("all")
-    test = table[table.stage == "test"]
-    assert not np.isnan(test.analysis_rmse_se).any()
-    assert list(test.method) == [
-        "diffusion EnOI", "static diagonal EnOI", "static full EnOI", "3D-Var",
-        "ETKF (3)", "ETKF (12)", "climatology",
-    ]
-    tuning = table[table.stage == "tuning"]
-    assert len(tuning) == 2 * 6
-    tau_rows = tuning[tuning.method == "diffusion EnOI"]
-    assert sorted(tau_rows.value) == [50, 100] and set(tau_rows.parameter) == {"tau"}
-    # Every tuned method is scored with its best grid point.
-    for name, rows in tuning.groupby("method"):
-        best = rows.value.iloc[rows.analysis_rmse.argmin()]
-        assert test[test.method == name].value.item() == best
-    climatology = test[test.method == "climatology"].analysis_rmse.item()
-    assert 0.7 < climatology < 1.4
-    assert np.isfinite(test.analysis_rmse).all()
-    for name in ("assimilation.csv", "assimilation_tau.png",
-                 "assimilation_ensemble.png"):
-        assert (tmp_path / name).stat().st_size > 0
-
-
-def test_experiment_rejects_unknown_presets_and_entries():
-    with pytest.raises(ValueError, match="preset"):
-        run_assimilation_experiment("full")
-    with pytest.raises(ValueError, match="n_test_cyclez"):
-        run_assimilation_experiment("quick", n_test_cyclez=3)
