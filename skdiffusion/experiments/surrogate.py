@@ -230,7 +230,8 @@ def surrogate_comparison(
         from matplotlib.figure import Figure  # no pyplot: no display needed
 
         figure = plot_surrogate_comparison(table, ax=Figure(figsize=(8, 5)).subplots())
-        figure.savefig(Path(output_dir) / "surrogate_comparison.png", dpi=120)
+        path = Path(output_dir) / "surrogate_comparison.png"
+        figure.savefig(path, dpi=120, bbox_inches="tight")
     return table
 
 
