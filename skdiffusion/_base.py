@@ -14,7 +14,7 @@ from sklearn.base import _fit_context
 
 from ._progress import progress, row_chunks
 
-__all__ = ["fit_context", "progress", "row_chunks"]
+__all__ = ["check_unchanged", "fit_context", "progress", "row_chunks"]
 
 
 def fit_context(*, prefer_skip_nested_validation=True):
@@ -52,3 +52,22 @@ def fit_context(*, prefer_skip_nested_validation=True):
         )(restoring)
 
     return decorate
+
+
+def check_unchanged(estimator, fitted_params, use):
+    """Raise if a parameter that shaped the fitted model was changed since fit.
+
+    `fitted_params` maps parameter names to their values at fit; `use` names
+    what needs them (e.g. ``"transform"``), for the message.
+    """
+    changed = [
+        f"{name}={getattr(estimator, name)!r} (fitted with {value!r})"
+        for name, value in fitted_params.items()
+        if getattr(estimator, name) != value
+    ]
+    if changed:
+        raise ValueError(
+            f"{type(estimator).__name__}.{use} needs the fitted model, but "
+            f"{', '.join(changed)} changed after fit; set them back, or refit "
+            "(warm_start=False) to train a model with them."
+        )

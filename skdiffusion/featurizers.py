@@ -14,12 +14,13 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions, validate_params
 from sklearn.utils.validation import (
     _check_feature_names_in,
+    check_array,
     check_is_fitted,
     validate_data,
 )
 
 from . import diffusion
-from ._base import fit_context, row_chunks
+from ._base import check_unchanged, fit_context, row_chunks
 from ._torch_utils import (
     DEVICE_CONSTRAINT,
     continued_history,
@@ -35,6 +36,7 @@ from ._torch_utils import (
     warn_training_end,
 )
 from .diffusion import T_SAMPLINGS
+from .engine import LR_SCHEDULES
 
 
 class RFFFeaturizer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
@@ -226,9 +228,18 @@ _SAMPLE_CHUNK = 65536
 _SCORE_SEED = 0
 
 
+# The arguments that sample and sample_ensemble share.
+_SAMPLING = {
+    "n_steps": [Interval(Integral, 1, None, closed="left")],
+    "method": [StrOptions(set(diffusion.SAMPLERS))],
+    "random_state": ["random_state"],
+}
+
 # Parameters that shape the fitted network (or how its output is read):
 # changing one after fit needs a refit, and using the network says so.
 _NETWORK_PARAMS = (
+    "architecture",
+    "kernel_size",
     "n_hidden",
     "n_blocks",
     "time_embedding_dim",
@@ -257,8 +268,21 @@ class DiffusionFeaturizer(TransformerMixin, BaseEstimator):
         the features are taken; distinct. Training does not use them, so
         they may be changed with ``set_params`` after fitting: the next
         ``transform`` uses the new times, without refitting.
+    architecture : {"dense", "conv"}, default="dense"
+        The paper's residual MLP over the whole state ("dense"), or, for a
+        field on a periodic 1-D grid (Lorenz 96), the same blocks with
+        circular convolutions over the sites ("conv",
+        :class:`~skdiffusion.diffusion.ConvDenoiser`): translation
+        equivariant, weights independent of the number of sites, and
+        per-site features. A "conv" featurizer standardises with one mean
+        and scale for all sites and transforms rings of any size.
+    kernel_size : int, default=5
+        Width (odd) of the convolutions of ``architecture="conv"``; a
+        site's features see ``(kernel_size - 1) / 2 * (1 + 2 * n_blocks)``
+        sites to each side. Unused by "dense".
     n_hidden : int, default=256
-        Width of the network; also the number of features per time.
+        Width of the network (channels per site for "conv"); also the number
+        of features per time (and site).
     n_blocks : int, default=3
         Number of residual blocks.
     time_embedding_dim : int, default=512
@@ -448,6 +472,8 @@ class DiffusionFeaturizer(TransformerMixin, BaseEstimator):
         "feature_times": ["array-like"],
         "n_hidden": [Interval(Integral, 1, None, closed="left")],
         "n_blocks": [Interval(Integral, 1, None, closed="left")],
+        "architecture": [StrOptions(set(diffusion.ARCHITECTURES))],
+        "kernel_size": [Interval(Integral, 1, None, closed="left")],
         "time_embedding_dim": [Interval(Integral, 4, None, closed="left")],
         "activation": [StrOptions(set(diffusion.ACTIVATIONS))],
         "schedule": [StrOptions(set(diffusion.SCHEDULES))],
@@ -456,7 +482,7 @@ class DiffusionFeaturizer(TransformerMixin, BaseEstimator):
         "max_iter": [Interval(Integral, 0, None, closed="left")],
         "batch_size": [Interval(Integral, 1, None, closed="left")],
         "learning_rate": [Interval(Real, 0, None, closed="neither")],
-        "lr_schedule": [StrOptions(set(diffusion.LR_SCHEDULES))],
+        "lr_schedule": [StrOptions(set(LR_SCHEDULES))],
         "warmup_iter": [Interval(Integral, 0, None, closed="left")],
         "t_sampling": [StrOptions(set(T_SAMPLINGS))],
         "ema_decay": [None, Interval(Real, 0, 1, closed="left")],
@@ -475,6 +501,8 @@ class DiffusionFeaturizer(TransformerMixin, BaseEstimator):
         self,
         *,
         feature_times=(0, 50, 100, 200, 400, 600),
+        architecture="dense",
+        kernel_size=5,
         n_hidden=256,
         n_blocks=3,
         time_embedding_dim=512,
@@ -500,6 +528,8 @@ class DiffusionFeaturizer(TransformerMixin, BaseEstimator):
         warm_start=False,
     ):
         self.feature_times = feature_times
+        self.architecture = architecture
+        self.kernel_size = kernel_size
         self.n_hidden = n_hidden
         self.n_blocks = n_blocks
         self.time_embedding_dim = time_embedding_dim
@@ -554,14 +584,14 @@ class DiffusionFeaturizer(TransformerMixin, BaseEstimator):
         """
         continuing = self.warm_start and hasattr(self, "network_state_")
         if continuing:
-            self._check_network("fit with warm_start=True")
+            check_unchanged(self, self.network_params_, "fit with warm_start=True")
         X = validate_data(
             self, X, dtype=[np.float64, np.float32], reset=not continuing
         )
         check_feature_times(self.feature_times, self.n_diffusion_steps)
         device = resolve_device(self.device)
         rng = check_random_state(self.random_state)
-        mean, scale = (self.mean_, self.scale_) if continuing else mean_and_scale(X)
+        mean, scale = (self.mean_, self.scale_) if continuing else self._moments(X)
         model = seeded_module(lambda: self._new_network(X.shape[1]), rng)
         if continuing:
             model.load_state_dict(from_numpy_state(self.network_state_))
@@ -578,9 +608,7 @@ class DiffusionFeaturizer(TransformerMixin, BaseEstimator):
             None if self.validation_fraction is None else history.validation_scores
         )
         self.n_iter_ = history.n_iter
-        # device -> network for inference, filled by _network: transform
-        # changes its contents, never the estimator's __dict__
-        self._models = {}
+        self._models = {}  # device -> network, filled by _network (not __dict__)
         warn_training_end(self, history)
         return self
 
@@ -622,33 +650,33 @@ class DiffusionFeaturizer(TransformerMixin, BaseEstimator):
         return diffusion.get_schedule(self.schedule, self.n_diffusion_steps)
 
     def _new_network(self, n_features):
-        return diffusion.Denoiser(
+        return diffusion.build_denoiser(
+            self.architecture,
             n_features,
             n_hidden=self.n_hidden,
             n_blocks=self.n_blocks,
             time_embedding_dim=self.time_embedding_dim,
             n_steps=self.n_diffusion_steps,
             activation=self.activation,
+            kernel_size=self.kernel_size,
         )
 
-    def _check_network(self, use):
-        """Raise if a parameter of the fitted network was changed after fit."""
-        changed = [
-            f"{name}={getattr(self, name)!r} (fitted with {value!r})"
-            for name, value in self.network_params_.items()
-            if getattr(self, name) != value
-        ]
-        if changed:
-            raise ValueError(
-                f"{type(self).__name__}.{use} needs the fitted network, but "
-                f"{', '.join(changed)} changed after fit; set them back, or "
-                "refit (warm_start=False) to train a network with them."
-            )
+    def _moments(self, X):
+        """Standardisation: per state variable, or one for all sites of a ring."""
+        if self.architecture == "dense":
+            return mean_and_scale(X)
+        return mean_and_scale(X.reshape(-1, 1))
+
+    def _states(self, X):
+        """Validated states; a "conv" network takes rings of any size."""
+        if self.architecture == "dense":
+            return validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
+        return check_array(X, dtype=[np.float64, np.float32])
 
     def _network(self, use):
         """The fitted network on ``device`` (built once, cached), and the device."""
         check_is_fitted(self)
-        self._check_network(use)
+        check_unchanged(self, self.network_params_, use)
         device = resolve_device(self.device)
         if device not in self._models:
             # seeded: building must not draw from the user's global generator
@@ -678,9 +706,11 @@ class DiffusionFeaturizer(TransformerMixin, BaseEstimator):
             block at ``feature_times[i]``.
         """
         model, device = self._network("transform")
-        X = validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
+        X = self._states(X)
         times = check_feature_times(self.feature_times, self.n_diffusion_steps)
-        features = np.empty((X.shape[0], self.n_hidden * len(times)), np.float32)
+        n_sites = 1 if self.architecture == "dense" else X.shape[1]
+        n_columns = n_sites * len(times) * self.n_hidden
+        features = np.empty((X.shape[0], n_columns), np.float32)
         # fill the output in place: no concatenation, no copy of the whole
         out = torch.from_numpy(features)
         with torch.inference_mode():
@@ -706,16 +736,16 @@ class DiffusionFeaturizer(TransformerMixin, BaseEstimator):
         check_is_fitted(self)
         _check_feature_names_in(self, input_features, generate_names=False)
         times = check_feature_times(self.feature_times, self.n_diffusion_steps)
-        names = [f"t{time}_h{unit}" for time in times for unit in range(self.n_hidden)]
+        units = range(self.n_hidden)
+        if self.architecture == "dense":
+            names = [f"t{time}_h{unit}" for time in times for unit in units]
+        else:
+            sites = range(self.n_features_in_)
+            names = [f"t{t}_s{s}_h{j}" for s in sites for t in times for j in units]
         return np.asarray(names, dtype=object)
 
     @validate_params(
-        {
-            "n_samples": [Interval(Integral, 1, None, closed="left")],
-            "n_steps": [Interval(Integral, 1, None, closed="left")],
-            "method": [StrOptions(set(diffusion.SAMPLERS))],
-            "random_state": ["random_state"],
-        },
+        {**_SAMPLING, "n_samples": [Interval(Integral, 1, None, closed="left")]},
         prefer_skip_nested_validation=True,
     )
     def sample(self, n_samples, *, n_steps=100, method="ddpm", random_state=None):
@@ -754,11 +784,10 @@ class DiffusionFeaturizer(TransformerMixin, BaseEstimator):
 
     @validate_params(
         {
+            **_SAMPLING,
+            "n_steps": [None, Interval(Integral, 1, None, closed="left")],
             "tau": [Interval(Integral, 0, None, closed="left")],
             "n_members": [Interval(Integral, 1, None, closed="left")],
-            "n_steps": [None, Interval(Integral, 1, None, closed="left")],
-            "method": [StrOptions(set(diffusion.SAMPLERS))],
-            "random_state": ["random_state"],
         },
         prefer_skip_nested_validation=True,
     )
@@ -795,7 +824,7 @@ class DiffusionFeaturizer(TransformerMixin, BaseEstimator):
             The members, in the units of the training states.
         """
         model, device = self._network("sample_ensemble")
-        X = validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
+        X = self._states(X)
         if tau > self.n_diffusion_steps:
             raise ValueError(
                 f"tau must be in 0..{self.n_diffusion_steps} (n_diffusion_steps), "
@@ -839,7 +868,7 @@ class DiffusionFeaturizer(TransformerMixin, BaseEstimator):
             standardised units) on noised copies of ``X``.
         """
         model, device = self._network("score")
-        X = validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
+        X = self._states(X)
         loss = diffusion.denoising_loss(
             model,
             self._standardized(X, device),

@@ -15,13 +15,10 @@ from skdiffusion.diffusion import (
     Denoiser,
     ResidualBlock,
     Schedule,
-    TrainingDivergedError,
-    TrainingHistory,
     cosine_schedule,
     denoising_loss,
     fast_autocast_dtype,
     get_schedule,
-    learning_rate_at,
     linear_schedule,
     loss_target,
     partial_diffusion,
@@ -33,6 +30,7 @@ from skdiffusion.diffusion import (
     to_state,
     train_denoiser,
 )
+from skdiffusion.engine import TrainingDivergedError, TrainingHistory, learning_rate_at
 
 SMALL = {"n_hidden": 32, "n_blocks": 2, "time_embedding_dim": 16}
 

@@ -23,8 +23,14 @@ from sklearn.utils.validation import check_is_fitted
 from threadpoolctl import threadpool_limits
 
 from skdiffusion import DiffusionFeaturizer
-from skdiffusion.datasets import LORENZ63_SCALE, LORENZ63_SHIFT, make_lorenz63
-from skdiffusion.diffusion import Denoiser, TrainingDivergedError
+from skdiffusion.datasets import (
+    LORENZ63_SCALE,
+    LORENZ63_SHIFT,
+    make_lorenz63,
+    make_lorenz96,
+)
+from skdiffusion.diffusion import ConvDenoiser, Denoiser
+from skdiffusion.engine import TrainingDivergedError
 from skdiffusion.metrics import hellinger_distance
 
 # Trained once on Lorenz 63: enough to learn the attractor, a few seconds.
@@ -92,7 +98,22 @@ def states():
     return np.random.default_rng(0).normal(size=(40, 3))
 
 
-@parametrize_with_checks([tiny()])
+def _any_ring_size(estimator):
+    if estimator.architecture == "dense":
+        return {}
+    # a convolutional network takes rings of any size: a width other than
+    # the fitted one is valid input, not an error
+    reason = "rings of any size are valid"
+    return {
+        "check_n_features_in_after_fitting": reason,
+        "check_transformer_general": reason,
+    }
+
+
+@parametrize_with_checks(
+    [tiny(), tiny(architecture="conv", kernel_size=3)],
+    expected_failed_checks=_any_ring_size,
+)
 def test_sklearn_compatible(estimator, check):
     check(estimator)
 
@@ -456,3 +477,62 @@ def test_not_fitted_methods_raise(states):
     for call in (lambda f: f.transform(states), lambda f: f.sample(2)):
         with pytest.raises(NotFittedError):
             call(tiny())
+
+
+# --- the convolutional network for fields on a ring ---------------------------
+
+
+@pytest.fixture(scope="module")
+def ring():
+    """Lorenz 96 states on 12 sites."""
+    return make_lorenz96(4, 150, n_dim=12, burn_in=200, random_state=0).X
+
+
+def tiny_conv(**params):
+    return tiny(architecture="conv", kernel_size=3, **params)
+
+
+def test_conv_network_is_translation_equivariant():
+    torch.manual_seed(0)
+    network = ConvDenoiser(8, n_blocks=2, time_embedding_dim=16, kernel_size=3)
+    for block in network.blocks:
+        block.gamma.data.fill_(0.5)  # make the blocks count
+    z, t = torch.randn(4, 12), torch.tensor([1, 5, 100, 999])
+    torch.testing.assert_close(
+        network(torch.roll(z, 3, dims=1), t), torch.roll(network(z, t), 3, dims=1)
+    )
+    assert network(torch.randn(2, 80), 3).shape == (2, 80)  # any ring size
+
+
+def test_conv_features_are_per_site_and_site_major(ring):
+    featurizer = tiny_conv(feature_times=(0, 400)).fit(ring)
+    features = featurizer.transform(ring[:5])
+    assert features.shape == (5, 12 * 2 * 8)
+    names = featurizer.get_feature_names_out()
+    assert list(names[[0, 8, 16]]) == ["t0_s0_h0", "t400_s0_h0", "t0_s1_h0"]
+    # rolling the ring rolls the sites' features
+    rolled = featurizer.transform(np.roll(ring[:5], 2, axis=1)).reshape(5, 12, -1)
+    np.testing.assert_allclose(
+        rolled, np.roll(features.reshape(5, 12, -1), 2, axis=1), atol=1e-5
+    )
+
+
+def test_conv_featurizer_takes_rings_of_another_size(ring):
+    featurizer = tiny_conv(feature_times=(0,)).fit(ring)
+    assert featurizer.mean_.shape == featurizer.scale_.shape == (1,)
+    wider = np.tile(ring[:3], 2)  # 24 sites, the same field twice
+    features = featurizer.transform(wider).reshape(3, 24, -1)
+    np.testing.assert_allclose(
+        features[:, :12], featurizer.transform(ring[:3]).reshape(3, 12, -1),
+        atol=1e-5,
+    )
+    assert featurizer.sample_ensemble(wider, 50, 2).shape == (3, 2, 24)
+    assert featurizer.sample(2, n_steps=3).shape == (2, 12)
+
+
+def test_conv_weights_do_not_depend_on_the_ring_size(ring):
+    small = tiny_conv().fit(ring)
+    large = tiny_conv().fit(np.tile(ring, 3))
+    assert {k: v.shape for k, v in small.network_state_.items()} == {
+        k: v.shape for k, v in large.network_state_.items()
+    }

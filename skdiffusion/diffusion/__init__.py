@@ -3,7 +3,16 @@
 Nothing here knows scikit-learn; `skdiffusion.DiffusionFeaturizer` wraps it.
 """
 
-from .network import ACTIVATIONS, Denoiser, ResidualBlock, timestep_embedding
+from .network import (
+    ACTIVATIONS,
+    ARCHITECTURES,
+    ConvDenoiser,
+    ConvResidualBlock,
+    Denoiser,
+    ResidualBlock,
+    build_denoiser,
+    timestep_embedding,
+)
 from .parameterization import (
     PARAMETERIZATIONS,
     check_parameterization,
@@ -30,29 +39,26 @@ from .schedules import (
     linear_schedule,
 )
 from .training import (
-    LR_SCHEDULES,
     T_SAMPLINGS,
-    TrainingDivergedError,
-    TrainingHistory,
     denoising_loss,
     fast_autocast_dtype,
-    learning_rate_at,
     step_probabilities,
     train_denoiser,
 )
 
 __all__ = [
     "ACTIVATIONS",
-    "LR_SCHEDULES",
+    "ARCHITECTURES",
     "PARAMETERIZATIONS",
     "SAMPLERS",
     "SCHEDULES",
     "T_SAMPLINGS",
+    "ConvDenoiser",
+    "ConvResidualBlock",
     "Denoiser",
     "ResidualBlock",
     "Schedule",
-    "TrainingDivergedError",
-    "TrainingHistory",
+    "build_denoiser",
     "check_parameterization",
     "cosine_schedule",
     "denoising_loss",
@@ -61,7 +67,6 @@ __all__ = [
     "fast_autocast_dtype",
     "generate",
     "get_schedule",
-    "learning_rate_at",
     "linear_schedule",
     "loss_target",
     "noised",

@@ -17,7 +17,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["ACTIVATIONS", "Denoiser", "ResidualBlock", "timestep_embedding"]
+__all__ = [
+    "ACTIVATIONS",
+    "ARCHITECTURES",
+    "ConvDenoiser",
+    "ConvResidualBlock",
+    "Denoiser",
+    "ResidualBlock",
+    "build_denoiser",
+    "timestep_embedding",
+]
 
 # Name -> elementwise function of the blocks' hidden layer. ReLU is the
 # paper's. GELU (tanh approximation) and SiLU (x * sigmoid(x)) are smooth: a
@@ -278,3 +287,155 @@ class Denoiser(nn.Module):
                 h = block(h, gain, shift, normed=normed0 if k == 0 else None)
             out[:, i * self.n_hidden : (i + 1) * self.n_hidden] = h
         return out
+
+
+def _circular_conv(n_in, n_out, kernel_size):
+    """A Conv1d over sites on a ring: circular padding keeps the ring's size."""
+    return nn.Conv1d(
+        n_in, n_out, kernel_size, padding=kernel_size // 2, padding_mode="circular"
+    )
+
+
+class ConvResidualBlock(nn.Module):
+    """`ResidualBlock` with circular convolutions over sites instead of Linear.
+
+    The hidden state is ``(batch, n_hidden, n_sites)``: layer norm over the
+    channels of each site, FiLM from the step shared by every site, then
+    conv -> activation -> conv, times gamma, plus the input.
+    """
+
+    def __init__(self, n_hidden, time_embedding_dim, activation="relu", kernel_size=3):
+        super().__init__()
+        _check_activation(activation)
+        self.n_hidden, self.activation = n_hidden, activation
+        self.film = nn.Linear(time_embedding_dim, 2 * n_hidden)
+        self.fc1 = _circular_conv(n_hidden, n_hidden, kernel_size)
+        self.fc2 = _circular_conv(n_hidden, n_hidden, kernel_size)
+        self.gamma = nn.Parameter(torch.full((n_hidden, 1), 1e-6))
+        offset = torch.cat([torch.ones(n_hidden), torch.zeros(n_hidden)])
+        self.register_buffer("film_offset", offset, persistent=False)
+
+    film_constants = ResidualBlock.film_constants
+
+    def forward(self, h, gain, shift, normed=None):
+        """As `ResidualBlock.forward`; gain and shift are (batch or 1, n_hidden)."""
+        if normed is None:
+            normed = _channel_norm(h)
+        y = torch.addcmul(shift.unsqueeze(-1), normed, gain.unsqueeze(-1))
+        y = self.fc2(ACTIVATIONS[self.activation](self.fc1(y)))
+        return torch.addcmul(h, y, self.gamma)
+
+
+def _channel_norm(h, eps=1e-5):
+    """Layer norm (no affine) over the channels of each site of (B, C, S)."""
+    return F.layer_norm(h.transpose(1, 2), (h.shape[1],), eps=eps).transpose(1, 2)
+
+
+class ConvDenoiser(Denoiser):
+    """Translation-equivariant denoiser of states on a periodic 1-D grid.
+
+    The paper's denoiser with its Linear layers made circular convolutions
+    over the sites of a ring (Lorenz 96, a field on a periodic grid): the
+    input and every block see ``kernel_size`` neighbouring sites, the output
+    is a pointwise projection. Its weights do not depend on the number of
+    sites, its cost is linear in it, and a network trained on one ring size
+    runs on any other.
+
+    Parameters
+    ----------
+    n_hidden : int, default=64
+        Channels per site; also the number of features per site and time.
+    n_blocks, time_embedding_dim, max_period, n_steps, activation
+        As in `Denoiser`.
+    kernel_size : int, default=5
+        Width of every convolution (odd). The receptive field of a site's
+        features is ``(kernel_size - 1) / 2 * (1 + 2 * n_blocks)`` sites to
+        each side.
+    """
+
+    def __init__(
+        self,
+        n_hidden=64,
+        n_blocks=3,
+        time_embedding_dim=512,
+        max_period=10000,
+        n_steps=1000,
+        activation="relu",
+        kernel_size=5,
+    ):
+        if kernel_size < 1 or kernel_size % 2 == 0:
+            raise ValueError(f"kernel_size must be odd and >= 1, got {kernel_size!r}.")
+        super().__init__(
+            1, n_hidden, 0, time_embedding_dim, max_period, n_steps, activation
+        )
+        self.n_blocks, self.kernel_size = n_blocks, kernel_size
+        self.in_proj = _circular_conv(1, n_hidden, kernel_size)
+        self.blocks = nn.ModuleList(
+            ConvResidualBlock(n_hidden, time_embedding_dim, activation, kernel_size)
+            for _ in range(n_blocks)
+        )
+        self.out_proj = nn.Conv1d(n_hidden, 1, 1)
+
+    def _trunk(self, z, block_films):
+        return super()._trunk(z.unsqueeze(1), block_films)
+
+    def forward(self, z, t):
+        """Predict for noised states z of shape (batch, n_sites) at steps t."""
+        return super().forward(z, t).squeeze(1)
+
+    @torch.no_grad()
+    def features(self, x, times):
+        """Per-site output of the last block at each fixed time.
+
+        Returns
+        -------
+        torch.Tensor of shape (batch, n_sites * len(times) * n_hidden)
+            Site-major: column ``(s * len(times) + i) * n_hidden + j`` is
+            channel j of site s at ``times[i]``.
+        """
+        film = self.film(torch.as_tensor(times).reshape(-1))
+        h0 = self.in_proj(x.unsqueeze(1))
+        normed0 = _channel_norm(h0)
+        out = h0.new_empty(x.shape[0], x.shape[1], film.shape[0], self.n_hidden)
+        for i, time_film in enumerate(film):
+            h = h0
+            parts = time_film.split(2 * self.n_hidden)
+            for k, (block, part) in enumerate(zip(self.blocks, parts, strict=True)):
+                gain, shift = part.reshape(1, -1).chunk(2, -1)
+                h = block(h, gain, shift, normed=normed0 if k == 0 else None)
+            out[:, :, i] = h.transpose(1, 2)
+        return out.reshape(x.shape[0], -1)
+
+
+ARCHITECTURES = ("dense", "conv")
+
+
+def build_denoiser(
+    architecture,
+    n_features,
+    *,
+    n_hidden,
+    n_blocks,
+    time_embedding_dim,
+    n_steps,
+    activation,
+    kernel_size=5,
+):
+    """A `Denoiser` ("dense", any state) or a `ConvDenoiser` ("conv", a ring).
+
+    `n_features` sizes the dense network; a convolutional one takes rings of
+    any size, and `kernel_size` is its convolutions' width.
+    """
+    if architecture == "conv":
+        return ConvDenoiser(
+            n_hidden, n_blocks, time_embedding_dim, n_steps=n_steps,
+            activation=activation, kernel_size=kernel_size,
+        )
+    if architecture != "dense":
+        raise ValueError(
+            f"architecture must be one of {list(ARCHITECTURES)}, got {architecture!r}."
+        )
+    return Denoiser(
+        n_features, n_hidden, n_blocks, time_embedding_dim, n_steps=n_steps,
+        activation=activation,
+    )

@@ -11,24 +11,14 @@ import torch
 import torch.nn.functional as F
 from torch.func import functional_call
 
-from ..engine import (
-    LR_SCHEDULES,
-    TrainingDivergedError,
-    TrainingHistory,
-    learning_rate_at,
-    train,
-)
+from ..engine import train
 from .parameterization import check_parameterization, loss_target, noised
 
 __all__ = [
-    "LR_SCHEDULES",
     "T_SAMPLINGS",
-    "TrainingDivergedError",
-    "TrainingHistory",
     "denoising_batch_loss",
     "denoising_loss",
     "fast_autocast_dtype",
-    "learning_rate_at",
     "step_probabilities",
     "train_denoiser",
     "validation_score",
