@@ -13,7 +13,9 @@ __version__ = "0.1.0.dev0"
 _EXPORTS = {
     "DiffusionFeaturizer": "featurizers",
     "RFFFeaturizer": "featurizers",
+    "ConvRegressor": "neural",
     "DenseRegressor": "neural",
+    "FineTunedRegressor": "neural",
     "ResidualRegressor": "neural",
     "StreamingRidge": "linear_model",
     "StreamingRidgeCV": "linear_model",
@@ -23,6 +25,7 @@ _SUBMODULES = [
     "assimilation",
     "datasets",
     "diffusion",
+    "engine",
     "experiments",
     "featurizers",
     "linear_model",
