@@ -1,6 +1,9 @@
 """Tests for skdiffusion.datasets: integrator accuracy, the systems' known
 statistics, and the make_* functions' contract."""
 
+import functools
+import time
+
 import numpy as np
 import pytest
 from scipy.integrate import solve_ivp
@@ -14,6 +17,7 @@ from skdiffusion.datasets import (
     lorenz96,
     make_lorenz63,
     make_lorenz96,
+    make_trajectories,
     normalize_states,
     pairs_from_trajectories,
     rk4,
@@ -178,6 +182,23 @@ def test_lorenz96_other_settings_are_normalised_by_their_own_climatology():
     assert abs(data.X.mean()) < 0.1 and abs(data.X.std() - 1) < 0.1
 
 
+def test_lorenz96_climatology_of_a_large_ring_is_that_of_40_variables():
+    # One trajectory holds the 640 variables of 16 of 40: same sample size.
+    mean, std = _measure_lorenz96_climatology(1000, 8.0)
+    assert (mean, std) == pytest.approx((LORENZ96_MEAN, LORENZ96_STD), abs=0.03)
+
+
+def test_lorenz96_of_4000_variables_is_fast_and_normalised():
+    start = time.perf_counter()
+    data = make_lorenz96(1, 500, n_dim=4000, burn_in=1000, random_state=0)
+    # measured 0.3 s on 2 shared cores, 1.7 s with the climatology's first
+    # run (it was 40 s, and 5 GB, before the climatology run was sized by
+    # the number of variables)
+    assert time.perf_counter() - start < 20
+    assert data.X.shape == (490, 4000)
+    assert abs(data.X.mean()) < 0.05 and abs(data.X.std() - 1) < 0.05
+
+
 # --- make_* contract ---------------------------------------------------------
 
 
@@ -228,6 +249,100 @@ def test_X_y_groups_are_consistent_with_trajectories(make, normalize):
         np.testing.assert_array_equal(data.X, paths[:, :-lead].reshape(-1, n_dim))
     assert data.dt == 0.01 and data.lead_steps == lead
     assert len(data.feature_names) == n_dim and data.DESCR
+
+
+# --- any vector field ---------------------------------------------------------
+
+
+def rk4_factor(z):
+    """RK4's growth per step of dx/dt = a x, z = a dt: the Taylor series of
+    exp(z) to fourth order."""
+    return 1 + z + z**2 / 2 + z**3 / 6 + z**4 / 24
+
+
+def test_make_trajectories_of_exponential_decay_by_hand():
+    x0 = np.array([[1.0, -2.0], [0.5, 4.0]])
+    data = make_trajectories(lambda x: -x, x0, 6, dt=0.1, burn_in=3, lead_steps=2)
+    powers = rk4_factor(-0.1) ** np.arange(3, 9)  # recorded steps 3..8
+    expected = x0[:, None, :] * powers[None, :, None]
+    np.testing.assert_allclose(data.trajectories, expected, rtol=1e-14)
+    # ... within RK4's error of the exact solution x0 exp(-t)
+    exact = x0[:, None, :] * np.exp(-0.1 * np.arange(3, 9))[None, :, None]
+    np.testing.assert_allclose(data.trajectories, exact, rtol=1e-6)
+    # 4 pairs per trajectory, 2 steps apart, never across trajectories
+    np.testing.assert_array_equal(data.groups, [0] * 4 + [1] * 4)
+    np.testing.assert_allclose(data.X, expected[:, :4].reshape(-1, 2), rtol=1e-14)
+    np.testing.assert_allclose(
+        data.y, (expected[:, 2:] - expected[:, :4]).reshape(-1, 2), rtol=1e-13
+    )
+    assert data.dt == 0.1 and data.lead_steps == 2
+    assert data.feature_names == ["x0", "x1"] and "3 discarded steps" in data.DESCR
+    np.testing.assert_array_equal(data.shift, [0.0, 0.0])
+    np.testing.assert_array_equal(data.scale, [1.0, 1.0])
+
+
+def test_make_trajectories_of_a_rotation_is_rk4s_step_matrix_to_the_power():
+    # dx/dt = (-y, x): RK4 multiplies by the Taylor polynomial of exp(dt A)
+    A = np.array([[0.0, -1.0], [1.0, 0.0]])
+    dt = 0.05
+    step = sum(np.linalg.matrix_power(dt * A, k) / np.prod(np.arange(1, k + 1))
+               for k in range(5))
+    data = make_trajectories(lambda x: x @ A.T, [1.0, 0.0], 40, dt=dt)
+    path = data.trajectories[0]
+    for k in (1, 17, 39):
+        np.testing.assert_allclose(
+            path[k], np.linalg.matrix_power(step, k) @ [1.0, 0.0], atol=1e-14
+        )
+    # close to the exact rotation (cos t, sin t)
+    t = dt * np.arange(40)
+    np.testing.assert_allclose(path, np.c_[np.cos(t), np.sin(t)], atol=1e-6)
+
+
+def test_make_trajectories_equals_make_lorenz96_on_its_initial_states():
+    data = make_lorenz96(2, 30, n_dim=8, burn_in=20, lead_steps=3, random_state=0)
+    start = data.trajectories[:, 0]
+    field = functools.partial(lorenz96, forcing=8.0)
+    again = make_trajectories(field, start, 30, dt=0.01, lead_steps=3,
+                              shift=data.shift, scale=data.scale)
+    np.testing.assert_allclose(again.trajectories, data.trajectories, rtol=1e-12)
+    np.testing.assert_allclose(again.X, data.X, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(again.y, data.y, rtol=1e-9, atol=1e-12)
+    np.testing.assert_array_equal(again.groups, data.groups)
+
+
+def test_make_trajectories_normalises_with_the_given_shift_and_scale():
+    data = make_trajectories(lambda x: np.ones_like(x), [[1.0, 10.0]], 3, dt=1.0,
+                             shift=[1.0, 10.0], scale=[2.0, 4.0], dtype=np.float32)
+    # x(t) = x0 + t
+    np.testing.assert_array_equal(data.trajectories[0], [[1, 10], [2, 11], [3, 12]])
+    np.testing.assert_array_equal(data.X, [[0.0, 0.0], [0.5, 0.25]])
+    np.testing.assert_array_equal(data.y, [[0.5, 0.25], [0.5, 0.25]])
+    assert data.X.dtype == data.trajectories.dtype == np.float32
+
+
+@pytest.mark.parametrize(
+    "kwargs, name",
+    [
+        ({"vector_field": "lorenz63"}, "vector_field"),
+        ({"vector_field": lambda x: x[:, :1]}, "vector_field"),
+        ({"vector_field": lambda x: x.sum()}, "vector_field"),
+        ({"x0": [[1.0, np.nan]]}, "x0"),
+        ({"x0": np.zeros((2, 2, 2))}, "x0"),
+        ({"x0": "state"}, "x0"),
+        ({"dt": 0.0}, "dt"),
+        ({"n_steps": 0}, "n_steps"),
+        ({"lead_steps": 5}, "lead_steps"),
+        ({"burn_in": -1}, "burn_in"),
+        ({"scale": [1.0, 0.0]}, "scale"),
+        ({"shift": [1.0, 2.0, 3.0]}, "shift"),
+        ({"dtype": np.int64}, "dtype"),
+    ],
+)
+def test_make_trajectories_bad_input_names_the_argument(kwargs, name):
+    arguments = {"vector_field": lambda x: -x, "x0": [[1.0, 2.0]], "n_steps": 5,
+                 "dt": 0.1, **kwargs}
+    with pytest.raises(ValueError, match=name):
+        make_trajectories(**arguments)
 
 
 # --- pairs from a user's own trajectories ---------------------------------------
@@ -440,7 +555,8 @@ def test_small_requests_are_not_cached_by_default(tmp_path, monkeypatch):
     make_lorenz63(2, 50, burn_in=10, random_state=0, data_home=tmp_path)
     make_lorenz63(2, 50, burn_in=10, random_state=0, cache=False, data_home=tmp_path)
     assert not any(tmp_path.iterdir())
-    monkeypatch.setattr("skdiffusion.datasets._generators.CACHE_MIN_STATES", 100)
+    # 2 x 50 states of 3 values: cached from 300 values on.
+    monkeypatch.setattr("skdiffusion.datasets._generators.CACHE_MIN_VALUES", 300)
     monkeypatch.setenv("SKDIFFUSION_DATA", str(tmp_path / "env"))
     make_lorenz63(2, 50, burn_in=10, random_state=0)
     assert any((tmp_path / "env").rglob("*.pkl"))

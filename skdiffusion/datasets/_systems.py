@@ -14,7 +14,7 @@ LORENZ63_SCALE = np.array([7.9239, 9.0124, 8.6261])
 # trajectories x 1000 MTU, all variables pooled (standard error of the mean
 # about 0.003; the literature gives 2.34 and 3.64):
 # datasets._generators._measure_lorenz96_climatology(
-#     40, 8.0, n_trajectories=32, n_chunks=10, chunk_steps=10_000)
+#     40, 8.0, n_trajectories=32, n_steps=100_000)
 LORENZ96_MEAN = 2.3400
 LORENZ96_STD = 3.6393
 
@@ -71,13 +71,6 @@ def lorenz63(x, *, sigma=10.0, rho=28.0, beta=8.0 / 3.0):
     return x @ linear + x[..., :1] * (x @ quadratic)
 
 
-@functools.lru_cache(maxsize=8)
-def _ring_neighbours(n_dim):
-    """Indices of x[i+1], x[i-1] and x[i-2] on a ring of n_dim variables."""
-    i = np.arange(n_dim)
-    return np.stack([(i + 1) % n_dim, (i - 1) % n_dim, (i - 2) % n_dim])
-
-
 def lorenz96(x, *, forcing=8.0):
     """Time derivative of the Lorenz (1996) system.
 
@@ -110,7 +103,9 @@ def lorenz96(x, *, forcing=8.0):
     array([0., 0., 0., 0., 0.])
     """
     x = np.asarray(x, dtype=np.float64)
-    # One gather of the three neighbours is several times faster than np.roll.
-    neighbours = x[..., _ring_neighbours(x.shape[-1])]
-    ahead, behind, two_behind = np.moveaxis(neighbours, -2, 0)
+    # The ring padded with x[-2], x[-1] before and x[0] after: one copy, then
+    # slices, is 2-6x faster than gathering the neighbours (or np.roll) from
+    # 40 to 4000 variables.
+    padded = np.concatenate([x[..., -2:], x, x[..., :1]], axis=-1)
+    ahead, behind, two_behind = padded[..., 3:], padded[..., 1:-2], padded[..., :-3]
     return (ahead - two_behind) * behind - x + forcing
