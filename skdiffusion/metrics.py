@@ -2,28 +2,47 @@
 
 Forecast skill is the normalised root-mean-squared error per lead time
 (:func:`nrmse`); the one-step version of it is available as a scorer for
-model selection (:data:`neg_nrmse_scorer`, :func:`make_nrmse_scorer`).
+model selection (:data:`neg_nrmse_scorer`, :func:`make_nrmse_scorer`). How
+long a rollout stays close to the truth is its valid prediction time
+(:func:`valid_prediction_time`, in model time or in Lyapunov times with
+:data:`LYAPUNOV_EXPONENTS`), also a scorer (:func:`make_vpt_scorer`).
 Generated states (or the long-run climate of a forecast) are compared with a
 reference sample by :func:`hellinger_distance` between histograms,
 :func:`nearest_neighbour_distances` and :func:`extreme_fraction`.
 """
 
+import functools
 from numbers import Integral, Real
+from types import MappingProxyType
 
 import numpy as np
 from scipy.spatial import cKDTree
 from sklearn.metrics import make_scorer
+from sklearn.utils import _safe_indexing
 from sklearn.utils._param_validation import Interval, StrOptions, validate_params
 from sklearn.utils.validation import check_array
 
 __all__ = [
+    "LYAPUNOV_EXPONENTS",
     "extreme_fraction",
     "hellinger_distance",
     "make_nrmse_scorer",
+    "make_vpt_scorer",
     "nearest_neighbour_distances",
     "neg_nrmse_scorer",
     "nrmse",
+    "valid_prediction_time",
 ]
+
+LYAPUNOV_EXPONENTS = MappingProxyType({"lorenz63": 0.906, "lorenz96": 1.68})
+"""Leading Lyapunov exponents, per model time unit (MTU), by system name.
+
+``"lorenz63"``: 0.906 (sigma 10, rho 28, beta 8/3; a Lyapunov time of 1.10
+MTU). ``"lorenz96"``: about 1.68 (F = 8, 40 variables; the literature gives
+1.66 to 1.68; a Lyapunov time of 0.60 MTU). Pass one as
+``lyapunov_exponent`` to :func:`valid_prediction_time` or
+:func:`make_vpt_scorer` to get times in Lyapunov times.
+"""
 
 
 def _as_3d(a, name):
@@ -105,6 +124,18 @@ def nrmse(y_true, y_pred, *, std=None, nan_policy="propagate"):
     >>> nrmse(truth, forecast, std=1.0)
     array([0. , 0.1, 1. ])
     """
+    squared, ndim = _normalised_squared_errors(y_true, y_pred, std)
+    mean = np.mean if nan_policy == "propagate" else _nanmean_quiet
+    score = np.sqrt(mean(squared, axis=(0, 2)))
+    return float(score[0]) if ndim < 3 else score
+
+
+def _normalised_squared_errors(y_true, y_pred, std):
+    """``((y_pred - y_true) / std) ** 2`` as (n_samples, n_leads, n_features).
+
+    Also returns the ndim of ``y_true``. ``std=None`` is the standard
+    deviation of ``y_true`` per feature, over samples and leads.
+    """
     y_true, ndim = _as_3d(y_true, "y_true")
     y_pred, _ = _as_3d(y_pred, "y_pred")
     if y_true.shape != y_pred.shape:
@@ -119,10 +150,7 @@ def nrmse(y_true, y_pred, *, std=None, nan_policy="propagate"):
     std = np.broadcast_to(np.asarray(std, dtype=float), y_true.shape[-1:])
     if not np.all(std > 0):
         raise ValueError(f"std must be positive for every feature, got {std}.")
-    squared = ((y_pred - y_true) / std) ** 2
-    mean = np.mean if nan_policy == "propagate" else _nanmean_quiet
-    score = np.sqrt(mean(squared, axis=(0, 2)))
-    return float(score[0]) if ndim < 3 else score
+    return ((y_pred - y_true) / std) ** 2, ndim
 
 
 def _nanmean_quiet(a, axis):
@@ -178,6 +206,244 @@ def make_nrmse_scorer(*, std=None):
 
 neg_nrmse_scorer = make_nrmse_scorer()
 """Scorer returning minus the one-step :func:`nrmse` (std taken from ``y``)."""
+
+_VPT_CONSTRAINTS = {
+    "dt": [Interval(Real, 0, None, closed="neither")],
+    "threshold": [Interval(Real, 0, None, closed="neither")],
+    "std": [Interval(Real, 0, None, closed="neither"), "array-like", None],
+    "lyapunov_exponent": [Interval(Real, 0, None, closed="neither"), None],
+}
+
+
+@validate_params(
+    {
+        "y_true": ["array-like"],
+        "y_pred": ["array-like"],
+        **_VPT_CONSTRAINTS,
+        "per_rollout": ["boolean"],
+    },
+    prefer_skip_nested_validation=True,
+)
+def valid_prediction_time(y_true, y_pred, *, dt, threshold=0.5, std=None,
+                          lyapunov_exponent=None, per_rollout=False):
+    """Time until a rollout's nRMSE first exceeds a threshold, median over rollouts.
+
+    For each rollout, the nRMSE at each lead (over its features, normalised
+    by the climatological standard deviation, as :func:`nrmse`) is compared
+    with ``threshold``; the valid prediction time (VPT) is the first lead
+    time at which it exceeds it.
+
+    Parameters
+    ----------
+    y_true : array-like of shape (n_rollouts, n_leads, n_features)
+        True trajectories; ``y_true[:, k]`` is the truth ``k * dt`` after the
+        start (``k = 0`` the initial state).
+    y_pred : array-like of shape (n_rollouts, n_leads, n_features)
+        Forecasts from the same starts, e.g. the output of
+        :meth:`skdiffusion.surrogate.SurrogateForecaster.forecast` (initial
+        state first). NaN (a rollout that blew up) counts as beyond the
+        threshold.
+    dt : float
+        Time between two leads (> 0), in model time units (MTU): the
+        surrogate's step, e.g. ``data.dt * data.lead_steps``.
+    threshold : float, default=0.5
+        The nRMSE a valid forecast does not exceed (> 0); 0.5 is the usual
+        choice, 0.05 a stricter variant.
+    std : float, array-like of shape (n_features,) or None, default=None
+        Climatological standard deviation of each feature, as in
+        :func:`nrmse`: ``None`` estimates it from ``y_true`` (over rollouts
+        and leads, right when the rollouts cover the attractor); pass
+        ``1.0`` on normalised states.
+    lyapunov_exponent : float or None, default=None
+        If given (per MTU, e.g. ``LYAPUNOV_EXPONENTS["lorenz96"]``), return
+        the time in Lyapunov times (``VPT * lyapunov_exponent``) instead of
+        MTU.
+    per_rollout : bool, default=False
+        Return the VPT of every rollout instead of their median.
+
+    Returns
+    -------
+    vpt : float or ndarray of shape (n_rollouts,)
+        The median VPT over rollouts (or each rollout's), in MTU or in
+        Lyapunov times. A rollout whose nRMSE never exceeds the threshold
+        gets the full horizon ``(n_leads - 1) * dt``: a lower bound.
+
+    See Also
+    --------
+    nrmse : The error curve, averaged over rollouts.
+    make_vpt_scorer : The VPT as a scorer for model selection.
+    LYAPUNOV_EXPONENTS : Leading exponents of the package's systems.
+
+    Notes
+    -----
+    The VPT is taken per rollout, then summarised by the median: each
+    initial state has its own predictability, a few rollouts that blow up
+    early do not decide the score, and ``per_rollout=True`` gives the spread
+    (e.g. percentiles). The first lead at which the rollout-mean curve
+    :func:`nrmse` exceeds the threshold is usually shorter, since the mean
+    squared error is dominated by the worst rollouts.
+
+    Pathak, Hunt, Girvan, Lu & Ott (2018), "Model-free prediction of large
+    spatiotemporally chaotic systems from data: a reservoir computing
+    approach", Phys. Rev. Lett. 120, 024102, and Vlachas et al. (2020),
+    Neural Networks 126, 191-217, report the VPT in Lyapunov times with
+    thresholds of 0.4 to 0.5.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skdiffusion.metrics import valid_prediction_time
+    >>> truth = np.zeros((2, 5, 1))
+    >>> error = np.array([[0.0, 0.1, 0.3, 0.6, 0.2], [0.0, 0.2, 0.4, 0.5, 0.5]])
+    >>> forecast = truth + error[:, :, None]
+    >>> valid_prediction_time(truth, forecast, dt=0.1, std=1.0, per_rollout=True)
+    array([0.3, 0.4])
+    >>> round(valid_prediction_time(truth, forecast, dt=0.1, std=1.0), 2)
+    0.35
+    """
+    squared, ndim = _normalised_squared_errors(y_true, y_pred, std)
+    if ndim != 3:
+        raise ValueError(
+            "y_true and y_pred must be rollouts of shape (n_rollouts, n_leads, "
+            f"n_features), got {ndim} dimensions."
+        )
+    rollout_nrmse = np.sqrt(np.mean(squared, axis=2))
+    with np.errstate(invalid="ignore"):
+        beyond = ~(rollout_nrmse <= threshold)  # NaN is beyond
+    n_leads = beyond.shape[1]
+    first = np.where(beyond.any(axis=1), beyond.argmax(axis=1), n_leads - 1)
+    times = first * float(dt)
+    if lyapunov_exponent is not None:
+        times = times * lyapunov_exponent
+    return times if per_rollout else float(np.median(times))
+
+
+def _chain_starts(link, n_steps, stride):
+    """Rows ``i`` with ``link[i + k * stride]`` for every ``k < n_steps``."""
+    span = (n_steps - 1) * stride
+    if len(link) <= span:
+        return np.empty(0, dtype=np.intp)
+    # counts[j + stride]: number of links at j, j - stride, j - 2 stride, ...
+    counts = np.zeros(len(link) + stride, dtype=np.intp)
+    for residue in range(stride):
+        counts[residue + stride :: stride] = np.cumsum(link[residue::stride])
+    starts = np.arange(len(link) - span)
+    return starts[counts[starts + span + stride] - counts[starts] == n_steps]
+
+
+def _vpt_score(estimator, X, y, *, n_steps, dt, lead_steps, threshold, std,
+               lyapunov_exponent, n_rollouts):
+    """The scorer of :func:`make_vpt_scorer`."""
+    states = check_array(X, dtype=np.float64, input_name="X")
+    next_states = np.asarray(y, dtype=np.float64).reshape(len(states), -1)
+    n_state = next_states.shape[1]
+    # Row j's next state is row j + lead_steps where the two agree.
+    gap = np.abs(next_states[:-lead_steps] - states[lead_steps:, :n_state])
+    tolerance = 1e-5 * np.max(np.abs(states[:, :n_state]))
+    link = np.max(gap, axis=1, initial=0.0) <= tolerance
+    starts = _chain_starts(link, n_steps, lead_steps)
+    if not starts.size:
+        raise ValueError(
+            f"No row of X starts {n_steps} steps (n_steps) of consecutive "
+            f"states, each lead_steps={lead_steps} rows after the last with y "
+            "holding it: the VPT scorer needs contiguous rows of trajectories, "
+            "as pairs_from_trajectories and the make_ functions order them, "
+            "in folds that keep them (KFold without shuffling, GroupKFold)."
+        )
+    if n_rollouts is not None and starts.size > n_rollouts:
+        starts = starts[np.linspace(0, starts.size - 1, n_rollouts).round().astype(int)]
+    rows = starts[:, None] + lead_steps * np.arange(n_steps + 1)
+    forecast = estimator.forecast(_safe_indexing(X, starts), n_steps)
+    return valid_prediction_time(
+        states[rows, :n_state], forecast[:, :, :n_state], dt=dt,
+        threshold=threshold, std=std, lyapunov_exponent=lyapunov_exponent,
+    )
+
+
+@validate_params(
+    {
+        "n_steps": [Interval(Integral, 1, None, closed="left")],
+        **_VPT_CONSTRAINTS,
+        "lead_steps": [Interval(Integral, 1, None, closed="left")],
+        "n_rollouts": [Interval(Integral, 1, None, closed="left"), None],
+    },
+    prefer_skip_nested_validation=True,
+)
+def make_vpt_scorer(n_steps, dt, *, lead_steps=1, threshold=0.5, std=None,
+                    lyapunov_exponent=None, n_rollouts=100):
+    """Scorer of the valid prediction time of rollouts, for ``scoring=`` in a search.
+
+    Like :func:`make_nrmse_scorer` it scores an estimator on the ``(X, y)``
+    of a validation fold, ``y`` holding the next states: it rolls the
+    estimator out for ``n_steps`` steps from rows of ``X`` and takes the
+    truth from the later rows of the same fold.
+
+    Parameters
+    ----------
+    n_steps : int
+        Steps of each rollout (>= 1); the VPT is at most ``n_steps * dt``.
+    dt : float
+        Time of one step of the estimator (> 0), in MTU: ``data.dt *
+        data.lead_steps`` for pairs from a ``make_`` function.
+    lead_steps : int, default=1
+        Rows between a state and its next state in ``X``: ``data.lead_steps``
+        for pairs from a ``make_`` function or
+        :func:`~skdiffusion.datasets.pairs_from_trajectories`, whose rows
+        are the consecutive states of each trajectory.
+    threshold, std, lyapunov_exponent
+        As in :func:`valid_prediction_time`.
+    n_rollouts : int or None, default=100
+        Rollouts per fold, from starts evenly spread over the valid ones;
+        None rolls out from every valid row (costly: ``n_steps`` predictions
+        per row).
+
+    Returns
+    -------
+    scorer : callable
+        ``scorer(estimator, X, y)`` returns the median VPT (greater is
+        better) of ``estimator.forecast(X[starts], n_steps)`` against the
+        truth ``X[starts + k * lead_steps]``. ``estimator`` must have a
+        ``forecast(X0, n_steps)`` method, as
+        :class:`~skdiffusion.surrogate.SurrogateForecaster` has.
+
+    See Also
+    --------
+    valid_prediction_time : The score.
+    make_nrmse_scorer : The one-step error as a scorer.
+
+    Notes
+    -----
+    A row ``i`` starts a rollout when ``y`` of each row ``i + k *
+    lead_steps`` (``k < n_steps``) equals row ``i + (k + 1) * lead_steps``
+    of ``X`` (to 1e-5 of the largest state value): the rows follow each
+    other in one trajectory. Pairs never link across two trajectories or
+    across the rows a fold left out, so folds must keep runs of rows
+    together (``KFold`` without shuffling, ``GroupKFold`` over the
+    ``groups`` of the trajectories, ``TimeSeriesSplit``); a fold with no
+    run of ``n_steps`` steps raises a ``ValueError``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn.linear_model import Ridge
+    >>> from sklearn.model_selection import GridSearchCV, KFold
+    >>> from skdiffusion.datasets import make_trajectories
+    >>> from skdiffusion.metrics import make_vpt_scorer
+    >>> from skdiffusion.surrogate import SurrogateForecaster
+    >>> rotation = lambda x: x @ np.array([[0.0, 1.0], [-1.0, 0.0]])
+    >>> data = make_trajectories(rotation, [1.0, 0.0], 600, dt=0.05)
+    >>> search = GridSearchCV(
+    ...     SurrogateForecaster(Ridge()), {"regressor__alpha": [1e-6, 10.0]},
+    ...     scoring=make_vpt_scorer(50, 0.05), cv=KFold(3),
+    ... ).fit(data.X, data.X + data.y)
+    >>> search.best_params_, float(search.best_score_)
+    ({'regressor__alpha': 1e-06}, 2.5)
+    """
+    return functools.partial(
+        _vpt_score, n_steps=n_steps, dt=dt, lead_steps=lead_steps,
+        threshold=threshold, std=std, lyapunov_exponent=lyapunov_exponent,
+        n_rollouts=n_rollouts,
+    )
 
 
 def _check_samples(a, name, n_features=None, ensure_all_finite=True):

@@ -1,22 +1,27 @@
 import numpy as np
 import pytest
 from numpy.testing import assert_allclose
-from sklearn.linear_model import Ridge
-from sklearn.model_selection import GridSearchCV, cross_val_score
+from sklearn.linear_model import LinearRegression, Ridge
+from sklearn.model_selection import GridSearchCV, KFold, cross_val_score
 from sklearn.neighbors import NearestNeighbors
 
 from skdiffusion.datasets import (
     make_lorenz63,
     normalize_states,
+    pairs_from_trajectories,
 )
 from skdiffusion.metrics import (
+    LYAPUNOV_EXPONENTS,
     extreme_fraction,
     hellinger_distance,
     make_nrmse_scorer,
+    make_vpt_scorer,
     nearest_neighbour_distances,
     neg_nrmse_scorer,
     nrmse,
+    valid_prediction_time,
 )
+from skdiffusion.surrogate import SurrogateForecaster
 
 
 def normalised_trajectories(n_trajectories, n_steps, seed):
@@ -126,6 +131,179 @@ def test_scorer_selects_the_smaller_error_in_a_search():
     assert np.all(search.cv_results_["mean_test_score"] <= 0)
     scores = cross_val_score(Ridge(alpha=1e-3), X, y, scoring=make_nrmse_scorer())
     assert np.all(-scores < 1e-3)
+
+
+# --- valid prediction time -------------------------------------------------
+
+
+def rollouts_with_errors(errors):
+    """Truth 0 and forecasts off by ``errors`` (n_rollouts, n_leads), 1 feature."""
+    errors = np.asarray(errors, dtype=float)
+    return np.zeros(errors.shape + (1,)), errors[:, :, None]
+
+
+def test_vpt_is_the_first_lead_beyond_the_threshold_median_over_rollouts():
+    truth, forecast = rollouts_with_errors(
+        [[0.0, 0.1, 0.3, 0.6, 0.2],  # beyond 0.5 at lead 3, back below later
+         [0.0, 0.2, 0.4, 0.5, 0.5],  # never beyond (0.5 is not): full horizon 4
+         [0.0, 0.7, 0.1, 0.1, 0.1]]  # beyond at lead 1
+    )
+    per_rollout = valid_prediction_time(truth, forecast, dt=0.1, std=1.0,
+                                        per_rollout=True)
+    assert_allclose(per_rollout, [0.3, 0.4, 0.1])
+    assert valid_prediction_time(truth, forecast, dt=0.1, std=1.0) == pytest.approx(0.3)
+    strict = valid_prediction_time(truth, forecast, dt=0.1, std=1.0, threshold=0.05,
+                                   per_rollout=True)
+    assert_allclose(strict, [0.1, 0.1, 0.1])
+
+
+def test_vpt_in_lyapunov_times_multiplies_by_the_exponent():
+    truth, forecast = rollouts_with_errors([[0.0, 0.0, 1.0]])
+    mtu = valid_prediction_time(truth, forecast, dt=0.5, std=1.0)
+    assert mtu == 1.0
+    lyapunov = LYAPUNOV_EXPONENTS["lorenz96"]
+    in_lyapunov_times = valid_prediction_time(
+        truth, forecast, dt=0.5, std=1.0, lyapunov_exponent=lyapunov
+    )
+    assert in_lyapunov_times == pytest.approx(1.68)
+    assert LYAPUNOV_EXPONENTS["lorenz63"] == 0.906
+
+
+def test_lyapunov_exponents_cannot_be_changed():
+    with pytest.raises(TypeError):
+        LYAPUNOV_EXPONENTS["lorenz63"] = 1.0
+
+
+def test_vpt_counts_a_blown_up_rollout_as_beyond_the_threshold():
+    truth, forecast = rollouts_with_errors([[0.0, 0.1, np.nan, np.nan]])
+    assert valid_prediction_time(truth, forecast, dt=1.0, std=1.0) == 2.0
+
+
+def test_vpt_normalises_like_nrmse_over_the_features():
+    truth = np.zeros((1, 3, 2))
+    forecast = np.zeros((1, 3, 2))
+    forecast[0, 1] = [0.4, 1.2]  # sqrt((0.4**2 + (1.2 / 2)**2) / 2) = 0.51
+    forecast[0, 2] = [0.6, 0.0]  # sqrt(0.36 / 2) = 0.42
+    kwargs = dict(dt=1.0, std=[1.0, 2.0], per_rollout=True)
+    assert_allclose(valid_prediction_time(truth, forecast, **kwargs), [1.0])
+    assert_allclose(valid_prediction_time(truth, forecast, threshold=0.52, **kwargs),
+                    [2.0])  # never beyond 0.52: the horizon
+
+
+def test_vpt_of_each_rollout_agrees_with_its_nrmse_curve(truth):
+    rng = np.random.default_rng(0)
+    growth = np.exp(np.linspace(-5, 1, truth.shape[1]))[None, :, None]
+    forecast = truth[:20] + growth * rng.normal(size=truth[:20].shape)
+    vpts = valid_prediction_time(truth[:20], forecast, dt=0.01, std=1.0,
+                                 per_rollout=True)
+    for rollout, vpt in enumerate(vpts):
+        curve = nrmse(truth[rollout : rollout + 1], forecast[rollout : rollout + 1],
+                      std=1.0)
+        assert vpt == pytest.approx(0.01 * np.argmax(curve > 0.5))
+    # the std defaults to that of y_true, as in nrmse
+    assert_allclose(
+        valid_prediction_time(truth[:20], forecast, dt=0.01, per_rollout=True),
+        valid_prediction_time(truth[:20], forecast, dt=0.01, per_rollout=True,
+                              std=truth[:20].reshape(-1, 3).std(axis=0)),
+    )
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"y_true": np.zeros((2, 3))}, "rollouts of shape"),
+        ({"y_pred": np.zeros((2, 3, 2))}, "same shape"),
+        ({"dt": 0.0}, "dt"),
+        ({"dt": "0.1"}, "dt"),
+        ({"threshold": -0.5}, "threshold"),
+        ({"lyapunov_exponent": 0.0}, "lyapunov_exponent"),
+        ({"std": 0.0}, "std"),
+        ({"per_rollout": "yes"}, "per_rollout"),
+    ],
+)
+def test_vpt_bad_input_names_the_argument(kwargs, match):
+    arguments = {"y_true": np.zeros((2, 3, 1)), "y_pred": np.zeros((2, 3, 1)),
+                 "dt": 0.1, "std": 1.0, **kwargs}
+    if arguments["y_true"].ndim == 2:
+        arguments["y_pred"] = arguments["y_true"]
+    with pytest.raises(ValueError, match=match):
+        valid_prediction_time(**arguments)
+
+
+# --- the VPT scorer ---------------------------------------------------------
+
+
+def rotation(angle):
+    return np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+
+
+def rotation_trajectory(n_states, angle, start=(1.0, 0.0)):
+    """States of the unit circle, ``angle`` apart."""
+    angles = angle * np.arange(n_states)
+    phase = np.arctan2(start[1], start[0])
+    return np.c_[np.cos(angles + phase), np.sin(angles + phase)]
+
+
+def forecaster_of(matrix):
+    """A surrogate whose step is exactly ``matrix``."""
+    X = np.random.default_rng(0).normal(size=(20, 2))
+    return SurrogateForecaster(LinearRegression()).fit(X, X @ matrix.T)
+
+
+def test_vpt_scorer_by_hand_on_a_rotation_with_the_wrong_angle():
+    # The model turns 0.05 rad further per step than the truth: after k steps
+    # the error is 2 sin(0.025 k) on the unit circle, an nRMSE (std 1) of
+    # sqrt(2) sin(0.025 k), first beyond 0.5 at k = 15 (0.7227 / 0.05 = 14.45).
+    model = forecaster_of(rotation(0.25))
+    X, y, _ = pairs_from_trajectories([rotation_trajectory(200, 0.2)])
+    scorer = make_vpt_scorer(40, 0.1, std=1.0)
+    assert scorer(model, X, X + y) == pytest.approx(1.5)
+    assert make_vpt_scorer(10, 0.1, std=1.0)(model, X, X + y) == pytest.approx(1.0)
+    exact = forecaster_of(rotation(0.2))
+    assert scorer(exact, X, X + y) == pytest.approx(4.0)  # the horizon
+
+
+def test_vpt_scorer_follows_rows_lead_steps_apart():
+    # States 0.1 rad apart, the model's step spans 2 of them (0.2 rad).
+    model = forecaster_of(rotation(0.25))
+    X, y, _ = pairs_from_trajectories([rotation_trajectory(300, 0.1)], lead_steps=2)
+    scorer = make_vpt_scorer(40, 0.1, lead_steps=2, std=1.0, n_rollouts=None)
+    assert scorer(model, X, X + y) == pytest.approx(1.5)
+
+
+def test_vpt_scorer_never_links_two_trajectories():
+    # A first trajectory too short for a rollout, then one starting elsewhere:
+    # linked across the boundary, the truth would jump and the VPT drop.
+    model = forecaster_of(rotation(0.25))
+    first = rotation_trajectory(30, 0.2)
+    second = rotation_trajectory(100, 0.2, start=(0.0, -1.0))
+    X, y, _ = pairs_from_trajectories([first, second])
+    scores = make_vpt_scorer(40, 0.1, std=1.0, n_rollouts=None)(model, X, X + y)
+    assert scores == pytest.approx(1.5)
+    with pytest.raises(ValueError, match="n_steps"):
+        make_vpt_scorer(100, 0.1, std=1.0)(model, X, X + y)
+
+
+def test_vpt_scorer_chooses_the_longer_forecast_in_a_search():
+    X, y, _ = pairs_from_trajectories([rotation_trajectory(600, 0.2)])
+    search = GridSearchCV(
+        SurrogateForecaster(Ridge()), {"regressor__alpha": [1e3, 1e-8]},
+        scoring=make_vpt_scorer(30, 0.1, lyapunov_exponent=0.5), cv=KFold(3),
+    ).fit(X, X + y)
+    assert search.best_params_ == {"regressor__alpha": 1e-8}
+    assert search.best_score_ == pytest.approx(1.5)  # 3 MTU, 0.5 per MTU
+    assert np.all(search.cv_results_["mean_test_score"] <= 1.5)
+
+
+@pytest.mark.parametrize(
+    "kwargs, name",
+    [({"n_steps": 0}, "n_steps"), ({"dt": -1.0}, "dt"), ({"lead_steps": 0},
+     "lead_steps"), ({"n_rollouts": 0}, "n_rollouts"), ({"threshold": 0.0},
+     "threshold")],
+)
+def test_vpt_scorer_bad_arguments_name_themselves(kwargs, name):
+    with pytest.raises(ValueError, match=name):
+        make_vpt_scorer(**{"n_steps": 10, "dt": 0.1, **kwargs})
 
 
 # --- hellinger_distance ----------------------------------------------------
