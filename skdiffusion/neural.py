@@ -13,10 +13,11 @@ from numbers import Integral, Real
 
 import numpy as np
 import torch
-from sklearn.base import BaseEstimator, RegressorMixin
+from sklearn.base import BaseEstimator, RegressorMixin, clone
+from sklearn.exceptions import NotFittedError
 from sklearn.utils import check_random_state
-from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
+from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 from torch import nn
 
 from ._base import fit_context, row_chunks
@@ -31,9 +32,10 @@ from ._torch_utils import (
     training_generator,
     warn_training_end,
 )
+from .diffusion import ConvDenoiser, build_denoiser
 from .engine import LR_SCHEDULES, train
 
-__all__ = ["DenseRegressor", "ResidualRegressor"]
+__all__ = ["ConvRegressor", "DenseRegressor", "FineTunedRegressor", "ResidualRegressor"]
 
 # Rows per forward pass in predict and validation: bounds memory, not a
 # tuning knob.
@@ -176,13 +178,10 @@ class _BaseTorchRegressor(RegressorMixin, BaseEstimator):
         rng = check_random_state(self.random_state)
         if warm:
             stats = (self.x_mean_, self.x_scale_, self.y_mean_, self.y_scale_)
-            module = copy.deepcopy(self.module_).to(device)  # never train in place
+            module = copy.deepcopy(self.module_)  # never train in place
         else:
-            stats = (*mean_and_scale(X), *mean_and_scale(Y))
-            module = seeded_module(
-                lambda: self._build_module(X.shape[1], Y.shape[1]), rng
-            ).to(device)
-        history = self._train(module, X, Y, stats, rng, device, warm)
+            stats, module = self._start(X, Y, rng)
+        history = self._train(module.to(device), X, Y, stats, rng, device, warm)
 
         self.x_mean_, self.x_scale_, self.y_mean_, self.y_scale_ = stats
         self.n_outputs_ = Y.shape[1]
@@ -192,6 +191,16 @@ class _BaseTorchRegressor(RegressorMixin, BaseEstimator):
         self._record(history)
         warn_training_end(self, history)
         return self
+
+    def _start(self, X, Y, rng):
+        """Standardisation statistics and the untrained module of a new fit."""
+        stats = (*mean_and_scale(X), *mean_and_scale(Y))
+        module = seeded_module(lambda: self._build_module(X.shape[1], Y.shape[1]), rng)
+        return stats, module
+
+    def _inputs(self, X):
+        """``X`` validated for predict."""
+        return validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
 
     def _train(self, module, X, Y, stats, rng, device, warm):
         """Run :func:`~skdiffusion.engine.train` on standardised tensors."""
@@ -259,16 +268,16 @@ class _BaseTorchRegressor(RegressorMixin, BaseEstimator):
             when ``X`` is float32, else float64.
         """
         check_is_fitted(self)
-        X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
+        X = self._inputs(X)
         device = resolve_device(self.device)
         # The device may have been changed (e.g. after unpickling on a GPU box).
         self.module_.to(device)
-        out = np.empty((X.shape[0], self.n_outputs_), dtype=np.float64)
+        chunks = []
         with torch.inference_mode():
             for rows in row_chunks(X.shape[0], _PREDICT_CHUNK):
                 x = standardized_tensor(X[rows], self.x_mean_, self.x_scale_, device)
-                out[rows] = self.module_(x).cpu().numpy()
-        out = out * self.y_scale_ + self.y_mean_
+                chunks.append(self.module_(x).cpu().numpy())
+        out = np.concatenate(chunks).astype(np.float64) * self.y_scale_ + self.y_mean_
         out = out.astype(X.dtype, copy=False)
         return out.ravel() if self._y_is_1d else out
 
@@ -492,20 +501,7 @@ class DenseRegressor(_BaseTorchRegressor):
         warm_start=False,
     ):
         self.hidden_layer_sizes = hidden_layer_sizes
-        self.learning_rate = learning_rate
-        self.lr_schedule = lr_schedule
-        self.batch_size = batch_size
-        self.max_iter = max_iter
-        self.eval_every = eval_every
-        self.shuffle = shuffle
-        self.early_stopping = early_stopping
-        self.validation_fraction = validation_fraction
-        self.n_iter_no_change = n_iter_no_change
-        self.tol = tol
-        self.random_state = random_state
-        self.device = device
-        self.verbose = verbose
-        self.warm_start = warm_start
+        _common_init(self, locals())
 
     def _build_module(self, n_features, n_outputs):
         sizes = np.atleast_1d(self.hidden_layer_sizes)
@@ -605,22 +601,284 @@ class ResidualRegressor(_BaseTorchRegressor):
         self.n_hidden = n_hidden
         self.n_blocks = n_blocks
         self.layer_scale = layer_scale
-        self.learning_rate = learning_rate
-        self.lr_schedule = lr_schedule
-        self.batch_size = batch_size
-        self.max_iter = max_iter
-        self.eval_every = eval_every
-        self.shuffle = shuffle
-        self.early_stopping = early_stopping
-        self.validation_fraction = validation_fraction
-        self.n_iter_no_change = n_iter_no_change
-        self.tol = tol
-        self.random_state = random_state
-        self.device = device
-        self.verbose = verbose
-        self.warm_start = warm_start
+        _common_init(self, locals())
 
     def _build_module(self, n_features, n_outputs):
         return _ResidualNet(
             n_features, self.n_hidden, self.n_blocks, n_outputs, self.layer_scale
         )
+
+
+class _AtTime(nn.Module):
+    """A denoiser's trunk read at one fixed pseudo-time, with its own output layer.
+
+    On a ring (a `ConvDenoiser`) the output is one value per site (a
+    pointwise convolution) when `per_site`, else `n_outputs` values from the
+    channels averaged over the sites.
+    """
+
+    def __init__(self, denoiser, time, n_outputs, per_site=False):
+        super().__init__()
+        denoiser.out_proj = nn.Identity()  # its velocity head is not this task's
+        self.denoiser, self.per_site = denoiser, per_site
+        self.ring = isinstance(denoiser, ConvDenoiser)
+        self.register_buffer("time", torch.tensor(int(time)))
+        n_hidden = denoiser.n_hidden
+        if per_site:
+            self.head = nn.Conv1d(n_hidden, 1, 1)
+        else:
+            self.head = nn.Linear(n_hidden, n_outputs)
+
+    def forward(self, x):
+        h = self.denoiser.hidden(x, self.time)
+        if self.per_site:
+            return self.head(h).squeeze(1)
+        return self.head(h.mean(dim=2) if self.ring else h)
+
+
+class _RingRegressor(_BaseTorchRegressor):
+    """A regressor of a field on a ring, of any size.
+
+    A ``y`` with one column per site of ``X`` is predicted site by site;
+    any other ``y`` from the channels averaged over the sites. Inputs (and
+    per-site targets) are standardised with one mean and scale for all sites
+    (translation symmetry).
+    """
+
+    def _architecture(self):
+        return "conv"
+
+    def _ring(self):
+        return self._architecture() == "conv"
+
+    def _start(self, X, Y, rng):
+        if not self._ring():
+            return super()._start(X, Y, rng)
+        per_site = Y.shape[1] == X.shape[1]
+        x_stats = mean_and_scale(X.reshape(-1, 1))
+        y_stats = mean_and_scale(Y.reshape(-1, 1) if per_site else Y)
+        module = seeded_module(
+            lambda: self._build_module(X.shape[1], Y.shape[1], per_site), rng
+        )
+        return (*x_stats, *y_stats), module
+
+    def _inputs(self, X):
+        if not self._ring():
+            return super()._inputs(X)
+        return check_array(X, dtype=[np.float64, np.float32])
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        # a ring's convolutions, not a model of unordered tabular columns
+        tags.regressor_tags.poor_score = self._architecture() == "conv"
+        return tags
+
+
+def _common_init(estimator, params):
+    """Store the training parameters shared by every regressor (sklearn style)."""
+    for name in _TRAINING_PARAMETERS:
+        setattr(estimator, name, params[name])
+
+
+_TRAINING_PARAMETERS = (
+    "learning_rate", "lr_schedule", "batch_size", "max_iter", "eval_every",
+    "shuffle", "early_stopping", "validation_fraction", "n_iter_no_change",
+    "tol", "random_state", "device", "verbose", "warm_start",
+)
+
+
+class ConvRegressor(_RingRegressor):
+    __doc__ = f"""Convolutional network regressor of a field on a ring, in torch.
+
+    The trunk of :class:`~skdiffusion.diffusion.ConvDenoiser` trained from
+    scratch on the target: circular convolutions over the sites (input
+    convolution, ``n_blocks`` residual blocks of layer norm, convolution,
+    activation, convolution and layer scale). A ``y`` with one column per
+    site of ``X`` (e.g. the increment of a Lorenz 96 state) gets a
+    pointwise output, one value per site; any other ``y`` is predicted from
+    the channels averaged over the sites. Its weights do not depend on the
+    number of sites: it predicts rings of any size.
+
+    Parameters
+    ----------
+    n_hidden : int, default=64
+        Channels per site.
+    n_blocks : int, default=3
+        Number of residual blocks.
+    kernel_size : int, default=5
+        Width (odd) of every convolution.
+    activation : {{"silu", "gelu", "relu"}}, default="silu"
+        Activation inside the blocks.
+    {_COMMON_PARAMETERS}
+
+    Attributes
+    ----------
+    {_COMMON_ATTRIBUTES}
+
+    See Also
+    --------
+    FineTunedRegressor : The same trunk, starting from a trained featurizer.
+    skdiffusion.DiffusionFeaturizer : ``architecture="conv"`` gives the
+        pretrained trunk's features.
+
+    Notes
+    -----
+    {_COMMON_NOTES}
+
+    Inputs and targets are standardised with one mean and one standard
+    deviation over all sites (translation symmetry), so ``x_mean_`` and
+    friends have one value.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skdiffusion import ConvRegressor
+    >>> X = np.random.default_rng(0).normal(size=(64, 10))
+    >>> y = np.roll(X, 1, axis=1) - X
+    >>> reg = ConvRegressor(8, n_blocks=1, max_iter=20, random_state=0).fit(X, y)
+    >>> reg.predict(np.random.default_rng(1).normal(size=(2, 16))).shape
+    (2, 16)
+    """
+
+    _parameter_constraints: dict = {
+        **_BaseTorchRegressor._parameter_constraints,
+        "n_hidden": [Interval(Integral, 1, None, closed="left")],
+        "n_blocks": [Interval(Integral, 0, None, closed="left")],
+        "kernel_size": [Interval(Integral, 1, None, closed="left")],
+        "activation": [StrOptions({"silu", "gelu", "relu"})],
+    }
+
+    def __init__(
+        self,
+        n_hidden=64,
+        *,
+        n_blocks=3,
+        kernel_size=5,
+        activation="silu",
+        learning_rate=1e-3,
+        lr_schedule="constant",
+        batch_size=256,
+        max_iter=5000,
+        eval_every=100,
+        shuffle=True,
+        early_stopping=False,
+        validation_fraction=0.1,
+        n_iter_no_change=10,
+        tol=1e-4,
+        random_state=None,
+        device="auto",
+        verbose=0,
+        warm_start=False,
+    ):
+        self.n_hidden = n_hidden
+        self.n_blocks = n_blocks
+        self.kernel_size = kernel_size
+        self.activation = activation
+        _common_init(self, locals())
+
+    def _build_module(self, n_features, n_outputs, per_site=False):
+        trunk = build_denoiser(
+            "conv", n_features, n_hidden=self.n_hidden, n_blocks=self.n_blocks,
+            time_embedding_dim=4, n_steps=0, activation=self.activation,
+            kernel_size=self.kernel_size,
+        )
+        return _AtTime(trunk, 0, n_outputs, per_site)
+
+
+class FineTunedRegressor(_RingRegressor):
+    __doc__ = f"""A fitted featurizer's network, fine-tuned on a regression target.
+
+    Transfer in the deep-learning sense: the trunk of a fitted
+    :class:`~skdiffusion.DiffusionFeaturizer` (its residual blocks read at
+    the pseudo-time ``time``) gets a new output layer, and the whole
+    network is trained on ``(X, y)``, starting from the pretrained weights
+    rather than a random draw. Inputs are standardised as the featurizer
+    standardised its states. With ``architecture="conv"`` the output is one
+    value per site and the regressor predicts rings of any size; with the
+    dense network it is any number of outputs.
+
+    Parameters
+    ----------
+    featurizer : DiffusionFeaturizer
+        A fitted featurizer (or one wrapped in
+        :class:`sklearn.frozen.FrozenEstimator`, which survives ``clone``);
+        an unfitted one is cloned and fitted on ``X`` first (pretraining on
+        the regression inputs). The featurizer itself is never changed.
+    time : int, default=0
+        The pseudo-time at which the trunk is read, as a feature time.
+    {_COMMON_PARAMETERS}
+
+    Attributes
+    ----------
+    featurizer_ : DiffusionFeaturizer
+        The fitted featurizer whose weights the training started from.
+    {_COMMON_ATTRIBUTES}
+
+    See Also
+    --------
+    ConvRegressor : The same convolutional trunk trained from scratch.
+
+    Notes
+    -----
+    {_COMMON_NOTES}
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skdiffusion import DiffusionFeaturizer, FineTunedRegressor
+    >>> X = np.random.default_rng(0).normal(size=(64, 10))
+    >>> featurizer = DiffusionFeaturizer(architecture="conv", n_hidden=8,
+    ...                                  n_blocks=1, max_iter=10).fit(X)
+    >>> reg = FineTunedRegressor(featurizer, max_iter=20, random_state=0)
+    >>> reg.fit(X, np.roll(X, 1, axis=1) - X).predict(X[:2]).shape
+    (2, 10)
+    """
+
+    _parameter_constraints: dict = {
+        **_BaseTorchRegressor._parameter_constraints,
+        "featurizer": [HasMethods(["fit", "transform"])],
+        "time": [Interval(Integral, 0, None, closed="left")],
+    }
+
+    def __init__(
+        self,
+        featurizer,
+        *,
+        time=0,
+        learning_rate=1e-3,
+        lr_schedule="constant",
+        batch_size=256,
+        max_iter=5000,
+        eval_every=100,
+        shuffle=True,
+        early_stopping=False,
+        validation_fraction=0.1,
+        n_iter_no_change=10,
+        tol=1e-4,
+        random_state=None,
+        device="auto",
+        verbose=0,
+        warm_start=False,
+    ):
+        self.featurizer = featurizer
+        self.time = time
+        _common_init(self, locals())
+
+    def _architecture(self):
+        featurizer = getattr(self, "featurizer_", self.featurizer)
+        return getattr(featurizer, "estimator", featurizer).architecture
+
+    def _start(self, X, Y, rng):
+        featurizer = getattr(self.featurizer, "estimator", self.featurizer)
+        try:
+            check_is_fitted(featurizer)
+        except NotFittedError:
+            featurizer = clone(featurizer).fit(X)
+        self.featurizer_ = featurizer
+        stats, module = super()._start(X, Y, rng)  # the targets' statistics
+        return (featurizer.mean_, featurizer.scale_, *stats[2:]), module
+
+    def _build_module(self, n_features, n_outputs, per_site=False):
+        network, _ = self.featurizer_._network("fine-tuning")
+        trunk = copy.deepcopy(network).cpu().requires_grad_(True).train()
+        return _AtTime(trunk, self.time, n_outputs, per_site)

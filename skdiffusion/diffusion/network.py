@@ -254,8 +254,12 @@ class Denoiser(nn.Module):
         -------
         torch.Tensor of shape (batch, n_features)
         """
+        return self.out_proj(self.hidden(z, t))
+
+    def hidden(self, z, t):
+        """Output of the last block for inputs z at steps t (as in `forward`)."""
         t = torch.as_tensor(t, device=z.device)
-        return self.out_proj(self._trunk(z, self._block_films(t)))
+        return self._trunk(z, self._block_films(t))
 
     @torch.no_grad()
     def features(self, x, times):
