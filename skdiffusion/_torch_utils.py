@@ -53,6 +53,11 @@ def resolve_device(device="auto"):
         resolved = torch.device(device)
     except (RuntimeError, TypeError) as error:
         raise ValueError(f"device={device!r} is not a torch device name.") from error
+    if resolved.type not in ("cpu", "cuda"):
+        raise ValueError(
+            f"device={device!r} is not supported; use 'cpu', 'cuda', 'cuda:N' or "
+            "'auto'."
+        )
     if resolved.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(
             f"device={device!r} asks for CUDA, which is not available here; "
@@ -159,24 +164,53 @@ def continued_history(estimator, warm):
     )
 
 
-def mean_and_scale(A):
+# Standardised values beyond this are almost surely a units mistake (data
+# 1e6 standard deviations from the training mean), and float32 networks
+# overflow on them into NaN: refused rather than returned as NaN.
+MAX_STANDARDIZED = 1e6
+
+
+def mean_and_scale(A, name="X"):
     """Column means and standard deviations of `A` (1 where a column is constant).
 
     :class:`~sklearn.preprocessing.StandardScaler`'s statistics, in float64.
+    Raises a ValueError naming `name` when they overflow.
     """
     scaler = StandardScaler().fit(A)
+    if not (np.isfinite(scaler.mean_).all() and np.isfinite(scaler.scale_).all()):
+        raise ValueError(
+            f"{name} is too large to standardise: its mean or standard deviation "
+            "overflows float64."
+        )
     return scaler.mean_, scaler.scale_
 
 
-def standardized_tensor(A, mean, scale, device):
-    """Return float32 ``(A - mean) / scale`` on ``device`` as a new tensor."""
+def standardized_tensor(A, mean, scale, device, name="X"):
+    """Return float32 ``(A - mean) / scale`` on ``device`` as a new tensor.
+
+    Raises a ValueError naming `name` when a value lies more than
+    `MAX_STANDARDIZED` standard deviations from the mean.
+    """
     if A.dtype == np.float64:
         # Subtract in float64 first: offsets must not eat float32 precision.
-        return torch.from_numpy(((A - mean) / scale).astype(np.float32)).to(device)
+        standardized = (A - mean) / scale
+        _check_magnitude(standardized, name)
+        return torch.from_numpy(standardized.astype(np.float32)).to(device)
     tensor = torch.tensor(A, dtype=torch.float32, device=device)
     tensor -= torch.as_tensor(mean, dtype=torch.float32, device=device)
     tensor /= torch.as_tensor(scale, dtype=torch.float32, device=device)
+    _check_magnitude(tensor, name)
     return tensor
+
+
+def _check_magnitude(values, name):
+    largest = float(abs(values).max()) if values.shape[0] else 0.0
+    if not largest <= MAX_STANDARDIZED:
+        raise ValueError(
+            f"{name} has a value {largest:.3g} standard deviations from the "
+            f"training mean (more than {MAX_STANDARDIZED:g}): most likely other "
+            "units than the training data."
+        )
 
 
 def seeded_module(build, random_state):
