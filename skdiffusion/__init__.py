@@ -20,6 +20,8 @@ _EXPORTS = {
     "StreamingRidge": "linear_model",
     "StreamingRidgeCV": "linear_model",
     "SurrogateForecaster": "surrogate",
+    "PeriodicPatches": "spatial",
+    "SiteWiseRegressor": "spatial",
 }
 _SUBMODULES = [
     "assimilation",
@@ -31,6 +33,7 @@ _SUBMODULES = [
     "linear_model",
     "metrics",
     "neural",
+    "spatial",
     "surrogate",
 ]
 

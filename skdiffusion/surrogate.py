@@ -10,7 +10,8 @@ from sklearn.utils._param_validation import HasMethods, Interval, validate_param
 from sklearn.utils._tags import get_tags
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from ._base import fit_context, progress
+from ._base import check_unchanged, fit_context, progress
+from .spatial import check_ring
 
 __all__ = ["SurrogateForecaster"]
 
@@ -38,6 +39,15 @@ class SurrogateForecaster(RegressorMixin, BaseEstimator):
         ``blowup_threshold`` training standard deviations in any state
         variable counts as blown up, as does a non-finite state. None keeps
         only the non-finite test.
+    ring : bool, default=False
+        Whether the state is a field on a ring of sites with the same
+        dynamics at every site (Lorenz 96) and ``regressor`` takes rings of
+        any size, e.g. a pipeline ending in
+        :class:`~skdiffusion.SiteWiseRegressor`. If True, ``y`` must have
+        the width of ``X`` (every column is a site, none a constant input),
+        ``predict`` and ``forecast`` take rings of any size, and the
+        blow-up test uses one mean and one standard deviation for all
+        sites.
     verbose : bool, default=False
         Print the progress of :meth:`forecast`.
 
@@ -48,11 +58,12 @@ class SurrogateForecaster(RegressorMixin, BaseEstimator):
     n_state_features_ : int
         Number of state variables: the columns of ``y``. They are the first
         ``n_state_features_`` columns of ``X``.
-    state_mean_ : ndarray of shape (`n_state_features_`,)
-        Mean of the training next states ``y``.
-    state_scale_ : ndarray of shape (`n_state_features_`,)
-        Standard deviation of the training next states (1 where it is 0);
-        the unit of ``blowup_threshold``.
+    state_mean_ : ndarray of shape (`n_state_features_`,) or (1,)
+        Mean of the training next states ``y``, per state variable, or over
+        all sites (shape (1,)) with ``ring=True``.
+    state_scale_ : ndarray of shape (`n_state_features_`,) or (1,)
+        Standard deviation of the training next states (1 where it is 0),
+        likewise; the unit of ``blowup_threshold``.
     n_features_in_ : int
         Number of columns of ``X``: state variables, then constant inputs.
     feature_names_in_ : ndarray of shape (`n_features_in_`,)
@@ -75,6 +86,16 @@ class SurrogateForecaster(RegressorMixin, BaseEstimator):
     that the dynamics do not change (a forcing, a parameter): ``forecast``
     keeps them at their initial values.
 
+    With ``ring=True`` the regressor sees states of whatever ring size it
+    is given; a model trained on 40 sites of Lorenz 96 forecasts 80 sites
+    when its regressor is local and shared by all sites::
+
+        SurrogateForecaster(
+            make_pipeline(DiffusionFeaturizer(architecture="conv"),
+                          SiteWiseRegressor(StreamingRidgeCV())),
+            ring=True,
+        )
+
     Finn et al. (2024) train surrogates of the Lorenz 63 increment over 0.1
     model time units (10 RK4 steps) and roll them out for 100 steps (10 MTU).
 
@@ -94,12 +115,15 @@ class SurrogateForecaster(RegressorMixin, BaseEstimator):
     _parameter_constraints: dict = {
         "regressor": [HasMethods(["fit", "predict"]), None],
         "blowup_threshold": [Interval(Real, 0, None, closed="neither"), None],
+        "ring": ["boolean"],
         "verbose": ["verbose"],
     }
 
-    def __init__(self, regressor=None, *, blowup_threshold=10.0, verbose=False):
+    def __init__(self, regressor=None, *, blowup_threshold=10.0, ring=False,
+                 verbose=False):
         self.regressor = regressor
         self.blowup_threshold = blowup_threshold
+        self.ring = ring
         self.verbose = verbose
 
     def _get_regressor(self):
@@ -134,25 +158,45 @@ class SurrogateForecaster(RegressorMixin, BaseEstimator):
                 f"y has {n_state} columns but X only {X.shape[1]}: y must hold "
                 f"the next value of the first columns of X (the state)."
             )
+        if self.ring and n_state != X.shape[1]:
+            raise ValueError(
+                f"y has {n_state} columns and X {X.shape[1]}: with ring=True, y "
+                "must hold the next value of every column of X (every column "
+                "is a site of the ring)."
+            )
         increment = next_state - X[:, :n_state]
         regressor = clone(self._get_regressor())
         regressor.fit(X, increment.reshape(y.shape), **fit_params)
 
-        scale = next_state.std(axis=0)
+        # by translation symmetry, one climatology for all sites of a ring
+        moments = next_state.reshape(-1, 1) if self.ring else next_state
+        scale = moments.std(axis=0)
         self.regressor_ = regressor
         self.n_state_features_ = n_state
-        self.state_mean_ = next_state.mean(axis=0)
+        self.state_mean_ = moments.mean(axis=0)
         self.state_scale_ = np.where(scale > 0, scale, 1.0)
         self._y_ndim = y.ndim
+        self._fitted_ring = self.ring
         return self
+
+    def _check_states(self, X, use):
+        """Validated states: of the fitted width, or a ring of any size."""
+        check_is_fitted(self)
+        check_unchanged(self, {"ring": self._fitted_ring}, use)
+        if self.ring:
+            return check_ring(self, X)
+        return validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
+
+    def _n_state(self, X):
+        """Number of state columns of X: all of a ring's, else as in fit."""
+        return X.shape[1] if self.ring else self.n_state_features_
 
     def _step(self, X):
         """The next state of each row of X (all columns, inputs unchanged)."""
         increment = self.regressor_.predict(X)
+        n_state = self._n_state(X)
         next_state = np.array(X, dtype=np.result_type(X, increment))
-        next_state[:, : self.n_state_features_] += np.reshape(
-            increment, (len(X), self.n_state_features_)
-        )
+        next_state[:, :n_state] += np.reshape(increment, (len(X), n_state))
         return next_state
 
     def predict(self, X):
@@ -161,24 +205,26 @@ class SurrogateForecaster(RegressorMixin, BaseEstimator):
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
-            States, followed by any constant inputs, as in fit.
+            States, followed by any constant inputs, as in fit; with
+            ``ring=True``, fields on a ring of any size.
 
         Returns
         -------
         y_pred : ndarray of shape (n_samples, `n_state_features_`) or (n_samples,)
             ``X[:, :n_state_features_]`` plus the predicted increment, with the
-            dimensions of the ``y`` seen in fit.
+            dimensions of the ``y`` seen in fit; with ``ring=True``, one
+            column per site of ``X``.
         """
-        check_is_fitted(self)
-        X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
-        next_state = self._step(X)[:, : self.n_state_features_]
-        return next_state[:, 0] if self._y_ndim == 1 else next_state
+        X = self._check_states(X, "predict")
+        next_state = self._step(X)[:, : self._n_state(X)]
+        one_column = self._y_ndim == 1 and next_state.shape[1] == 1
+        return next_state[:, 0] if one_column else next_state
 
     def _blown_up(self, states):
         """Rows of ``states`` that are non-finite or beyond the threshold."""
         bad = ~np.all(np.isfinite(states), axis=1)
         if self.blowup_threshold is not None:
-            deviation = np.abs(states[:, : self.n_state_features_] - self.state_mean_)
+            deviation = np.abs(states[:, : self._n_state(states)] - self.state_mean_)
             with np.errstate(invalid="ignore"):
                 beyond = deviation > self.blowup_threshold * self.state_scale_
             bad |= np.any(beyond, axis=1)
@@ -194,7 +240,8 @@ class SurrogateForecaster(RegressorMixin, BaseEstimator):
         Parameters
         ----------
         X0 : array-like of shape (n_samples, n_features)
-            Initial states, finite.
+            Initial states, finite; with ``ring=True``, fields on a ring of
+            any size.
         n_steps : int
             Number of steps to predict (>= 1).
 
@@ -206,8 +253,7 @@ class SurrogateForecaster(RegressorMixin, BaseEstimator):
             ``blowup_threshold``) is NaN from its first bad step on, and a
             ``RuntimeWarning`` says how many did; the others go on.
         """
-        check_is_fitted(self)
-        X0 = validate_data(self, X0, reset=False, dtype=[np.float64, np.float32])
+        X0 = self._check_states(X0, "forecast")
 
         trajectories = np.full((len(X0), n_steps + 1, X0.shape[1]), np.nan, X0.dtype)
         trajectories[:, 0] = X0

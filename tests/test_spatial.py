@@ -1,0 +1,249 @@
+"""Tests for skdiffusion.spatial: periodic patches and the site-wise head."""
+
+import joblib
+import numpy as np
+import pytest
+from numpy.testing import assert_allclose, assert_array_equal
+from sklearn.base import BaseEstimator, RegressorMixin
+from sklearn.exceptions import NotFittedError
+from sklearn.linear_model import LinearRegression, Ridge
+from sklearn.model_selection import GridSearchCV, GroupKFold
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import PolynomialFeatures
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from skdiffusion import (
+    PeriodicPatches,
+    RFFFeaturizer,
+    SiteWiseRegressor,
+    StreamingRidgeCV,
+    SurrogateForecaster,
+)
+from skdiffusion.datasets import make_lorenz96
+from skdiffusion.metrics import nrmse
+
+
+def _any_ring_size(estimator):
+    if isinstance(estimator, SiteWiseRegressor):
+        return {}
+    # every width is a ring of that many sites: valid input, not an error
+    reason = "rings of any size are valid"
+    return {
+        "check_n_features_in_after_fitting": reason,
+        "check_transformer_general": reason,
+    }
+
+
+@parametrize_with_checks(
+    [SiteWiseRegressor(Ridge()), PeriodicPatches(radius=1)],
+    expected_failed_checks=_any_ring_size,
+)
+def test_sklearn_compatible(estimator, check):
+    check(estimator)
+
+
+class Spy(RegressorMixin, BaseEstimator):
+    """Records what fit was given; predicts the first feature of each row."""
+
+    def fit(self, X, y, **fit_params):
+        self.X_, self.y_, self.fit_params_ = X, y, fit_params
+        return self
+
+    def predict(self, X):
+        return X[:, 0]
+
+
+# --- SiteWiseRegressor ------------------------------------------------------
+
+
+def test_one_head_is_fitted_on_all_sample_site_rows_in_site_major_order():
+    X = np.arange(8.0).reshape(2, 4)  # 2 samples, 2 sites x 2 features
+    y = np.array([[10.0, 11.0], [12.0, 13.0]])
+    model = SiteWiseRegressor(Spy()).fit(X, y)
+    assert_array_equal(model.estimator_.X_, [[0, 1], [2, 3], [4, 5], [6, 7]])
+    assert_array_equal(model.estimator_.y_, [10, 11, 12, 13])
+    assert (model.n_sites_, model.n_site_features_, model.n_features_in_) == (2, 2, 4)
+    # predict: the first feature of each site, one column per site
+    assert_array_equal(model.predict(X), [[0, 2], [4, 6]])
+
+
+def test_the_shared_head_learns_the_rule_of_every_site_and_any_ring_size():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(30, 10))  # 5 sites x 2 features
+    y = 3.0 * X[:, 0::2] - X[:, 1::2] + 0.5
+    model = SiteWiseRegressor(LinearRegression()).fit(X, y)
+    assert_allclose(model.estimator_.coef_, [3.0, -1.0])
+    assert_allclose(model.estimator_.intercept_, 0.5)
+    ring_of_7 = rng.normal(size=(4, 14))
+    expected = 3.0 * ring_of_7[:, 0::2] - ring_of_7[:, 1::2] + 0.5
+    assert_allclose(model.predict(ring_of_7), expected)
+
+
+def test_per_sample_fit_parameters_are_repeated_for_each_site():
+    X, y = np.zeros((3, 6)), np.zeros((3, 3))
+    weights, groups = np.array([1.0, 2.0, 3.0]), ["a", "b", "b"]
+    model = SiteWiseRegressor(Spy()).fit(
+        X, y, sample_weight=weights, groups=groups, flag=3
+    )
+    params = model.estimator_.fit_params_
+    assert_array_equal(params["sample_weight"], [1, 1, 1, 2, 2, 2, 3, 3, 3])
+    assert_array_equal(params["groups"], ["a"] * 3 + ["b"] * 6)
+    assert params["flag"] == 3
+
+
+def test_integer_sample_weights_equal_repeated_samples():
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(6, 4)), rng.normal(size=(6, 2))
+    weights = np.array([1, 2, 1, 3, 1, 1])
+    weighted = SiteWiseRegressor(Ridge()).fit(X, y, sample_weight=weights)
+    repeated = SiteWiseRegressor(Ridge()).fit(
+        np.repeat(X, weights, axis=0), np.repeat(y, weights, axis=0)
+    )
+    assert_allclose(weighted.estimator_.coef_, repeated.estimator_.coef_)
+
+
+def test_groups_keep_the_sites_of_a_sample_in_one_fold_of_an_inner_search():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(40, 6))
+    y = X[:, 0::2] + 0.1 * rng.normal(size=(40, 3))
+    search = GridSearchCV(Ridge(), {"alpha": [1e-3, 1e3]}, cv=GroupKFold(4))
+    model = SiteWiseRegressor(search).fit(X, y, groups=np.arange(40) // 10)
+    assert model.estimator_.best_params_ == {"alpha": 1e-3}
+
+
+def test_one_dimensional_y_is_a_ring_of_one_site():
+    X = np.random.default_rng(0).normal(size=(20, 3))
+    model = SiteWiseRegressor(LinearRegression()).fit(X, X @ [1.0, 2.0, 3.0])
+    assert model.n_sites_ == 1 and model.predict(X).shape == (20,)
+    assert model.predict(np.c_[X, X]).shape == (20, 2)  # a ring of two
+
+
+@pytest.mark.parametrize(
+    "X, y, match",
+    [
+        (np.zeros((4, 5)), np.zeros((4, 2)), "not a multiple of the 2 sites"),
+        (np.zeros((4, 4)), np.zeros((3, 2)), "inconsistent numbers of samples"),
+        (np.zeros((4, 4)), np.full((4, 2), np.nan), "y"),
+    ],
+)
+def test_fit_bad_input_leaves_the_fitted_model(X, y, match):
+    rng = np.random.default_rng(0)
+    X_fit = rng.normal(size=(10, 4))
+    model = SiteWiseRegressor(Ridge()).fit(X_fit, X_fit[:, ::2])
+    before = model.predict(X_fit)
+    with pytest.raises(ValueError, match=match):
+        model.fit(X, y)
+    assert_array_equal(model.predict(X_fit), before)
+    assert model.n_features_in_ == 4
+
+
+def test_predict_rejects_a_width_that_is_not_whole_sites():
+    model = SiteWiseRegressor(Ridge()).fit(np.ones((5, 4)), np.ones((5, 2)))
+    with pytest.raises(ValueError, match="expecting 2 features as input per site"):
+        model.predict(np.ones((1, 5)))
+    with pytest.raises(NotFittedError):
+        SiteWiseRegressor(Ridge()).predict(np.ones((1, 4)))
+
+
+def test_feature_names_are_checked_at_the_fitted_width_only():
+    pd = pytest.importorskip("pandas")
+    X = pd.DataFrame(np.eye(4), columns=["a0", "b0", "a1", "b1"])
+    model = SiteWiseRegressor(Ridge()).fit(X, np.eye(4)[:, ::2])
+    with pytest.raises(ValueError, match="feature names"):
+        model.predict(X.set_axis(["b0", "a0", "a1", "b1"], axis=1))
+    wider = pd.DataFrame(np.ones((1, 6)), columns=list("uvwxyz"))
+    assert model.predict(wider).shape == (1, 3)
+
+
+# --- PeriodicPatches --------------------------------------------------------
+
+
+def test_patches_by_hand():
+    X = np.array([[0.0, 1.0, 2.0, 3.0, 4.0], [10.0, 11.0, 12.0, 13.0, 14.0]])
+    patches = PeriodicPatches(radius=2).fit_transform(X)
+    assert patches.shape == (2, 25)
+    assert_array_equal(patches[0, :5], [3, 4, 0, 1, 2])  # site 0: sites -2..2
+    assert_array_equal(patches[0, 10:15], [0, 1, 2, 3, 4])  # site 2
+    assert_array_equal(patches[1, 20:], [12, 13, 14, 10, 11])  # site 4
+
+
+def test_radius_zero_is_the_identity_and_a_large_radius_wraps():
+    X = np.array([[1.0, 2.0, 3.0]])
+    assert_array_equal(PeriodicPatches(radius=0).fit_transform(X), X)
+    wide = PeriodicPatches(radius=2).fit_transform(X)
+    assert_array_equal(wide[0, :5], [2, 3, 1, 2, 3])  # around the ring of 3
+
+
+def test_patches_of_rings_of_any_size_keep_float32():
+    patches = PeriodicPatches(radius=1).fit(np.zeros((2, 40)))
+    ring = np.arange(6, dtype=np.float32)[None]
+    out = patches.transform(ring)
+    assert out.dtype == np.float32 and out.shape == (1, 18)
+    assert_array_equal(out[0, -3:], [4, 5, 0])
+
+
+def test_patch_feature_names():
+    patches = PeriodicPatches(radius=1).fit(np.zeros((2, 3)))
+    assert list(patches.get_feature_names_out()) == [
+        "s0_o-1", "s0_o0", "s0_o1", "s1_o-1", "s1_o0", "s1_o1",
+        "s2_o-1", "s2_o0", "s2_o1",
+    ]
+    with pytest.raises(ValueError, match="input_features"):
+        patches.get_feature_names_out(["a", "b"])
+
+
+def test_patches_reject_a_negative_radius():
+    with pytest.raises(ValueError, match="radius"):
+        PeriodicPatches(radius=-1).fit(np.zeros((2, 3)))
+
+
+# --- together ---------------------------------------------------------------
+
+
+def local_model(radius=1):
+    """A local polynomial model shared by all sites of a ring."""
+    head = make_pipeline(PolynomialFeatures(2), LinearRegression())
+    return make_pipeline(PeriodicPatches(radius=radius), SiteWiseRegressor(head))
+
+
+def test_a_local_shared_model_is_translation_equivariant():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(50, 10))
+    y = np.roll(X, 1, axis=1) * X  # x[i-1] x[i]: local and the same everywhere
+    model = local_model().fit(X, y)
+    assert_allclose(model.predict(X), y, atol=1e-10)
+    ring = rng.normal(size=(3, 17))
+    shifted = np.roll(ring, 5, axis=1)
+    assert_allclose(model.predict(shifted), np.roll(model.predict(ring), 5, axis=1),
+                    atol=1e-10)
+    assert_allclose(model.predict(ring), np.roll(ring, 1, axis=1) * ring, atol=1e-10)
+
+
+def test_local_rff_trained_on_40_sites_predicts_80_as_well():
+    train = make_lorenz96(2, 400, lead_steps=5, burn_in=500, random_state=0)
+    head = make_pipeline(RFFFeaturizer(n_components=100, wavelength=30.0,
+                                       random_state=0), StreamingRidgeCV())
+    local_rff = make_pipeline(PeriodicPatches(radius=2), SiteWiseRegressor(head))
+    model = SurrogateForecaster(local_rff, ring=True).fit(train.X, train.X + train.y)
+
+    def one_step_error(n_dim):
+        test = make_lorenz96(1, 200, n_dim=n_dim, lead_steps=5, burn_in=500,
+                             random_state=1)
+        # against the increment's scale: persistence scores 1
+        return nrmse(test.X + test.y, model.predict(test.X), std=test.y.std())
+
+    error_40, error_80 = one_step_error(40), one_step_error(80)
+    assert error_40 < 0.2  # measured 0.10
+    assert error_80 < 1.5 * error_40  # measured 0.11
+
+
+@pytest.mark.parametrize("estimator", [SiteWiseRegressor(Ridge()), PeriodicPatches()])
+def test_joblib_round_trip(estimator, tmp_path):
+    X = np.random.default_rng(0).normal(size=(20, 12))
+    estimator.fit(X, X[:, ::2])
+    joblib.dump(estimator, tmp_path / "model.joblib")
+    loaded = joblib.load(tmp_path / "model.joblib")
+    method = "predict" if hasattr(estimator, "predict") else "transform"
+    wider = np.c_[X, X]
+    expected = getattr(estimator, method)(wider)
+    assert_array_equal(getattr(loaded, method)(wider), expected)
