@@ -320,7 +320,8 @@ class PeriodicPatches(TransformerMixin, BaseEstimator):
         Parameters
         ----------
         input_features : array-like of str or None, default=None
-            Only checked against the names seen in ``fit``.
+            Names of the sites; if given, they must be those seen in ``fit``.
+            The output names number the sites instead.
 
         Returns
         -------
