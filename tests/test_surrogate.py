@@ -257,13 +257,16 @@ def test_ring_uses_one_mean_and_scale_for_all_sites():
     assert_allclose(per_variable.state_mean_, [1.0, 2.0])
 
 
-def test_ring_predicts_and_forecasts_rings_of_other_sizes():
+def test_ring_predicts_and_forecasts_rings_of_other_sizes(tmp_path):
     model = doubling_on_a_ring()
     assert_allclose(model.predict(np.ones((3, 7))), 2.0)
     X0 = np.array([[0.1, 0.0, -0.1, 0.2, 0.0]])
     trajectories = model.forecast(X0, n_steps=3)
     assert trajectories.shape == (1, 4, 5)
     assert_allclose(trajectories[0], X0 * 2.0 ** np.arange(4)[:, None])
+    joblib.dump(model, tmp_path / "ring.joblib")
+    loaded = joblib.load(tmp_path / "ring.joblib")
+    assert_array_equal(loaded.forecast(X0, n_steps=3), trajectories)
 
 
 def test_ring_blowup_test_on_another_ring_size():
