@@ -3,8 +3,9 @@
 ``"quick"`` runs in minutes on two CPU cores, ``"paper"`` has the sizes of
 Finn et al. (2024), for a GPU; a preset object (``SurrogatePreset(n_seeds=5)``)
 sets every size. ``python -m skdiffusion.experiments`` runs the quick
-surrogate comparison. Imports are lazy, so that running it can configure
-OpenMP before torch is imported.
+surrogate comparison, ``python -m skdiffusion.experiments --experiment
+spatial`` the Lorenz 96 one (:func:`spatial_surrogate_comparison`). Imports
+are lazy, so that running it can configure OpenMP before torch is imported.
 """
 
 import importlib
@@ -22,6 +23,11 @@ _EXPORTS = {
     "scaling": ["ScalingPreset", "scaling_studies"],
     "selection": ["SelectionPreset", "model_selection", "make_search"],
     "assimilation": ["AssimilationPreset", "run_assimilation_experiment"],
+    "spatial": [
+        "SpatialPreset",
+        "spatial_surrogate_comparison",
+        "summarize_spatial",
+    ],
 }
 _MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}
 __all__ = sorted(_MODULE_OF)
