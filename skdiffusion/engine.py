@@ -168,8 +168,7 @@ class _Ema:
     def __init__(self, module, decay, start):
         self.decay = decay
         self.names, self.params = zip(*module.named_parameters(), strict=True)
-        source = dict(zip(self.names, self.params, strict=True))
-        source = start if start is not None else source
+        source = dict(module.named_parameters()) if start is None else start
         self.values = {
             name: torch.as_tensor(source[name]).detach().to(param).clone()
             for name, param in zip(self.names, self.params, strict=True)
