@@ -66,8 +66,11 @@ def check_unchanged(estimator, fitted_params, use):
         if getattr(estimator, name) != value
     ]
     if changed:
+        refit = "refit (warm_start=False)" if hasattr(estimator, "warm_start") else (
+            "refit"
+        )
         raise ValueError(
             f"{type(estimator).__name__}.{use} needs the fitted model, but "
-            f"{', '.join(changed)} changed after fit; set them back, or refit "
-            "(warm_start=False) to train a model with them."
+            f"{', '.join(changed)} changed after fit; set them back, or {refit} "
+            "to fit a model with them."
         )
