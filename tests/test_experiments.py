@@ -75,6 +75,7 @@ def test_surrogate_comparison_is_a_tidy_table(comparison):
         "seed",
         "lead_time",
         "nrmse",
+        "vpt",
         "hellinger",
         "blown_up",
         "fit_time",
@@ -101,6 +102,11 @@ def test_surrogate_comparison_numbers_are_sane(comparison):
     assert np.isfinite(at_one_step["nrmse"]).all()
     assert table["hellinger"].between(0, 1).all()
     assert table["blown_up"].between(0, 1).all()
+    # a valid prediction time lies within the 2 MTU rollouts, longer for RFF
+    # than for the untrained network
+    assert forecasts["vpt"].between(0, 2.0).all()
+    vpt = forecasts.groupby("model")["vpt"].median()
+    assert vpt["RFF(1536)+ridge"] > vpt["untrained(6 t)+ridge"]
     for model in ("RFF(1536)+ridge", "transfer(6 t)+ridge"):
         assert np.median(_at(table, model, 0.1)) < np.median(_at(table, model, 1.0))
     # trained diffusion features beat the untrained network's
@@ -130,6 +136,7 @@ def test_summary_of_a_known_table():
                 "seed": seed,
                 "lead_time": [0.0, 0.1, 0.2],
                 "nrmse": curve,
+                "vpt": 0.1 * (seed + 1),
                 "hellinger": 0.1 * seed,
                 "blown_up": float(np.isnan(curve).any()),
             }
@@ -141,6 +148,7 @@ def test_summary_of_a_known_table():
     assert list(summary["metric"].unique()) == [
         "nrmse@0.1",
         "nrmse@0.2",
+        "vpt",
         "hellinger",
         "blown_up",
     ]
@@ -149,6 +157,7 @@ def test_summary_of_a_known_table():
     np.testing.assert_allclose(a.loc["nrmse@0.1", ["q05", "q95"]], [1.1, 2.9])
     assert np.isnan(a.loc["nrmse@0.2", "median"])  # a seed blew up
     np.testing.assert_allclose(a.loc["blown_up", "median"], 0)
+    np.testing.assert_allclose(a.loc["vpt", "median"], 0.2)
     text = format_summary(summary)
     assert "Median over 3 seeds" in text and "blew up" in text
     verdict = transfer_vs_scratch(summary)

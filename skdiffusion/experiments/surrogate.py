@@ -17,7 +17,7 @@ from .._base import progress
 from ..datasets import make_lorenz63
 from ..featurizers import DiffusionFeaturizer, RFFFeaturizer
 from ..linear_model import StreamingRidge
-from ..metrics import hellinger_distance, nrmse
+from ..metrics import hellinger_distance, nrmse, valid_prediction_time
 from ..neural import DenseRegressor, ResidualRegressor
 from ..surrogate import SurrogateForecaster
 from . import _common as common
@@ -186,7 +186,9 @@ def surrogate_comparison(
     table : pandas.DataFrame
         One row per model, seed and lead time (MTU): ``model``, ``kind``,
         ``seed``, ``lead_time``, ``nrmse`` (normalised; NaN once a rollout
-        blew up), ``hellinger`` (of the forecast climate), ``blown_up``
+        blew up), ``vpt`` (valid prediction time in MTU, median over the
+        rollouts: the first lead at which a rollout's nRMSE exceeds 0.5),
+        ``hellinger`` (of the forecast climate), ``blown_up``
         (fraction of rollouts), ``fit_time`` and ``pretrain_time`` (s, the
         seed's featurizers). The ``"truth"`` rows hold the Hellinger
         distance of true states sampled like a forecast climate.
@@ -200,7 +202,9 @@ def surrogate_comparison(
     )
     train, test = common.lorenz63_data(preset, random_state=data_seed)
     floor = climate_floor(test, preset, random_state=climate_seed)
-    truth = {"curve": np.full(preset.n_leads + 1, np.nan), "hellinger": floor}
+    truth = {
+        "curve": np.full(preset.n_leads + 1, np.nan), "vpt": np.nan, "hellinger": floor
+    }
     parts = [_rows("truth", "truth", -1, **truth, blown_up=0.0, fit_time=0.0)]
     pretrained = any(MODELS[name][0] in ("transfer", "untrained") for name in names)
     total = len(seeds) * len(names)
@@ -268,7 +272,13 @@ def rollout_skill(forecaster, test, preset):
     blown_up[continued] |= ~np.isfinite(climate).all(axis=(1, 2))
     hellinger = hellinger_distance(climate.reshape(-1, 3), test.states.reshape(-1, 3))
     curve = nrmse(truth, forecast, std=1.0)
-    return {"curve": curve, "hellinger": hellinger, "blown_up": blown_up.mean()}
+    vpt = valid_prediction_time(truth, forecast, dt=lead * test.dt, std=1.0)
+    return {
+        "curve": curve,
+        "vpt": vpt,
+        "hellinger": hellinger,
+        "blown_up": blown_up.mean(),
+    }
 
 
 def climate_floor(test, preset, *, random_state):
@@ -289,8 +299,8 @@ def summarize_surrogates(table, lead_times=TABLE_LEAD_TIMES):
     """Median and 5-95 % range over seeds of each model's scores.
 
     Returns one row per model and metric (``"nrmse@<lead>"`` for the
-    ``lead_times`` in MTU that the forecasts reach, ``"hellinger"``,
-    ``"blown_up"``) with columns ``model``, ``kind``, ``metric``,
+    ``lead_times`` in MTU that the forecasts reach, ``"vpt"``,
+    ``"hellinger"``, ``"blown_up"``) with columns ``model``, ``kind``, ``metric``,
     ``median``, ``q05``, ``q95`` and ``n_seeds``; an nRMSE is NaN where a
     rollout of some seed had blown up by that lead time.
     """
@@ -301,7 +311,7 @@ def summarize_surrogates(table, lead_times=TABLE_LEAD_TIMES):
         if at.any():
             metrics.append(f"nrmse@{lead:g}")
             per_seed[metrics[-1]] = table.loc[at, "nrmse"].to_numpy()
-    metrics += ["hellinger", "blown_up"]
+    metrics += ["vpt", "hellinger", "blown_up"]
     long = per_seed.melt(["model", "kind", "seed"], metrics, var_name="metric")
     order = {model: i for i, model in enumerate(table["model"].unique())}
     long = long.sort_values("model", key=lambda m: m.map(order), kind="stable")
@@ -318,6 +328,8 @@ def _cells(row):
         return "-", "-"
     if row.metric == "blown_up":
         return f"{100 * row.median:.0f} %", f"{100 * row.q05:.0f}-{100 * row.q95:.0f} %"
+    if row.metric == "vpt":
+        return f"{row.median:.2f}", f"{row.q05:.2f}-{row.q95:.2f}"
     if np.isnan(row.median):
         return "blew up", "blew up"
     return f"{row.median:.2e}", f"{row.q05:.1e}-{row.q95:.1e}"
