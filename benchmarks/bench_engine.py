@@ -54,6 +54,7 @@ else:
 wall, cpu = time.perf_counter(), time.process_time()
 model.fit(*data)
 wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+assert skdiffusion.__file__.startswith(sys.argv[4]), skdiffusion.__file__
 print(json.dumps({"steps": model.n_iter_ if not old or name == "DiffusionFeaturizer"
                   else model.n_iter_ * math.ceil(len(X) / 256),
                   "wall": wall, "cpu": cpu}))
@@ -62,8 +63,11 @@ print(json.dumps({"steps": model.n_iter_ if not old or name == "DiffusionFeaturi
 
 def time_fit(source, name, steps, threads):
     env = {**os.environ, "PYTHONPATH": str(source), "OMP_WAIT_POLICY": "PASSIVE"}
+    # run from the source tree: `python -c` puts the working directory first
+    # on sys.path, ahead of PYTHONPATH and of the installed package
     out = subprocess.run(
-        [sys.executable, "-c", CHILD, name, str(steps), str(threads)],
+        [sys.executable, "-c", CHILD, name, str(steps), str(threads), str(source)],
+        cwd=source,
         env=env,
         capture_output=True,
         text=True,

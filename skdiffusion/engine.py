@@ -206,12 +206,12 @@ class _Interval:
         self.steps = 0
 
     def add(self, loss):
-        loss = loss.detach().double()
+        loss = loss.detach()
         if self.total is None:
-            self.total, self.largest = loss.clone(), loss.clone()
+            self.total, self.largest = loss.double(), loss.clone()
         else:
-            self.total += loss
-            self.largest = torch.maximum(self.largest, loss)  # NaN propagates
+            self.total += loss  # float64: the curve's means keep their digits
+            torch.maximum(self.largest, loss, out=self.largest)  # NaN propagates
         self.steps += 1
 
     def mean(self, limit, step, learning_rate):
