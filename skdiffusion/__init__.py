@@ -6,8 +6,27 @@ estimator that needs it is used.
 """
 
 import importlib
+import os
+import sys
+import warnings
 
 __version__ = "0.1.0.dev0"
+
+# torch's OpenMP threads spin while they wait for work; on cores shared with
+# other processes that made small-network training several times slower
+# (benchmarks/bench_omp_wait.py). Passive waiting only takes effect when set
+# before torch is first imported: here, unless the user chose a policy.
+if "torch" not in sys.modules:
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+elif "OMP_WAIT_POLICY" not in os.environ:
+    warnings.warn(
+        "torch was imported before skdiffusion, so its OpenMP threads spin "
+        "while they wait, which can make training several times slower on a "
+        "busy machine. Import skdiffusion before torch, or set the environment "
+        "variable OMP_WAIT_POLICY=PASSIVE before starting Python.",
+        UserWarning,
+        stacklevel=2,
+    )
 
 # public name -> submodule that defines it
 _EXPORTS = {
