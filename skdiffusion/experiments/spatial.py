@@ -51,14 +51,14 @@ class SpatialPreset:
     n_starts: int = 64
     n_leads: int = 40
     radius: int = 4
-    n_components: int = 512
-    wavelengths: tuple = (3.0, 10.0, 30.0)
+    n_components: int = 256
+    wavelengths: tuple = (10.0, 30.0, 100.0)
     featurizer: dict = common.params(
         n_hidden=32, kernel_size=5, n_blocks=3, feature_times=(0, 100, 400),
-        max_iter=400, batch_size=256, learning_rate=3e-3, lr_schedule="cosine",
+        max_iter=300, batch_size=256, learning_rate=3e-3, lr_schedule="cosine",
     )
     network: dict = common.params(
-        max_iter=400, batch_size=256, learning_rate=3e-3, lr_schedule="cosine",
+        max_iter=300, batch_size=256, learning_rate=3e-3, lr_schedule="cosine",
     )
 
     def __post_init__(self):
@@ -75,9 +75,9 @@ PRESETS = {
         n_starts=256,
         n_leads=60,
         n_components=1536,
-        featurizer={**SpatialPreset().featurizer, "n_hidden": 64, "max_iter": 4_000,
+        featurizer={**SpatialPreset().featurizer, "n_hidden": 64, "max_iter": 3_000,
                     "batch_size": 1_024},
-        network={**SpatialPreset().network, "max_iter": 4_000, "batch_size": 1_024},
+        network={**SpatialPreset().network, "max_iter": 3_000, "batch_size": 1_024},
     ),
 }
 
@@ -86,7 +86,8 @@ def lorenz96_data(preset, *, random_state, n_sites=None):
     """Training, validation and test Bunches of Lorenz 96 (``make_lorenz96``).
 
     Each has ``states``: the normalised trajectories one surrogate step apart.
-    The validation Bunch (a quarter of the test's size) chooses wavelengths.
+    The validation Bunch (one trajectory, as long as a test trajectory or a
+    quarter of the training ones) chooses the local RFF's wavelength.
     """
     seeds = common.seeds_from(random_state, 3)
     n_dim = preset.n_sites if n_sites is None else n_sites
