@@ -11,6 +11,7 @@ second (wall clock and CPU time, best of the repeats) and the ratio
 new / old (above 1: the new code is faster).
 
     python benchmarks/bench_engine.py [--baseline REV] [--repeats N] [--steps N]
+        [--estimators DenseRegressor,...]
 
 The baseline is checked out with ``git worktree`` into a temporary folder.
 """
@@ -83,6 +84,11 @@ def main():
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--steps", type=int, default=400)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument(
+        "--estimators",
+        default="DiffusionFeaturizer,DenseRegressor,ResidualRegressor",
+        help="comma-separated names",
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
         old = Path(folder) / "baseline"
@@ -107,7 +113,7 @@ def compare(sources, args):
     )
     print(f"{'estimator':<22}{'old wall':>10}{'new wall':>10}{'ratio':>8}"
           f"{'old CPU':>10}{'new CPU':>10}{'ratio':>8}")
-    for name in ("DiffusionFeaturizer", "DenseRegressor", "ResidualRegressor"):
+    for name in args.estimators.split(","):
         best = {key: [0.0, 0.0] for key in sources}
         for _ in range(args.repeats):
             for key, source in sources.items():
