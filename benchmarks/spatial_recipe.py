@@ -223,13 +223,19 @@ class _Field(RegressorMixin, BaseEstimator):
         return x - X
 
 
-def sindy(train, dt):
-    """SINDy (pysindy): a sparse quadratic vector field fitted to the states."""
+def sindy(train, dt, n_states=2_000):
+    """SINDy (pysindy): a sparse quadratic vector field fitted to the states.
+
+    On the first ``n_states`` states of the training trajectories (its 861
+    candidate terms on 40 sites make each regression costly).
+    """
     import pysindy as ps
 
-    model = ps.SINDy(optimizer=ps.STLSQ(threshold=0.05),
+    model = ps.SINDy(optimizer=ps.STLSQ(threshold=0.05, max_iter=10),
                      feature_library=ps.PolynomialLibrary(degree=2))
-    model.fit([t.astype(np.float64) for t in train.states_fine], t=dt)
+    per_trajectory = n_states // len(train.states_fine)
+    model.fit([t[:per_trajectory].astype(np.float64) for t in train.states_fine],
+              t=dt)
     return _Field(model.predict, 0.1).fit()
 
 
