@@ -104,7 +104,7 @@ def end_to_end(n_sites, n_states, steps, site_batch, n_starts, n_leads):
     times["ridge fit"] = time.perf_counter() - start
     start = time.perf_counter()
     states = ((test.trajectories[0] - test.shift) / test.scale)[::2]
-    truth = np.stack([states[2 * i : 2 * i + n_leads + 1] for i in range(n_starts)])
+    truth = np.stack([states[i : i + n_leads + 1] for i in range(n_starts)])
     forecaster = SurrogateForecaster(FrozenEstimator(model), ring=True)
     forecaster.fit(states[:-1], states[1:])
     with warnings.catch_warnings():
