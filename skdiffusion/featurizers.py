@@ -228,6 +228,15 @@ _SAMPLE_CHUNK = 65536
 _SCORE_SEED = 0
 
 
+# architecture -> (n_hidden, feature_times) when they are None: the paper's
+# for "dense"; for "conv", the recipe that did best on Lorenz 96 (docs:
+# spatially extended systems), whose per-site features stay affordable
+# (64 x 3 per site, not 256 x 6).
+_DEFAULTS = {
+    "dense": (256, (0, 50, 100, 200, 400, 600)),
+    "conv": (64, (0, 100, 400)),
+}
+
 # The arguments that sample and sample_ensemble share.
 _SAMPLING = {
     "n_steps": [Interval(Integral, 1, None, closed="left")],
@@ -237,17 +246,17 @@ _SAMPLING = {
 
 # Parameters that shape the fitted network (or how its output is read):
 # changing one after fit needs a refit, and using the network says so.
-_NETWORK_PARAMS = (
-    "architecture",
-    "kernel_size",
-    "n_hidden",
-    "n_blocks",
-    "time_embedding_dim",
-    "activation",
-    "schedule",
-    "n_diffusion_steps",
-    "parameterization",
-)
+_NETWORK_CONSTRAINTS = {
+    "architecture": [StrOptions(set(diffusion.ARCHITECTURES))],
+    "kernel_size": [Interval(Integral, 1, None, closed="left")],
+    "n_hidden": [None, Interval(Integral, 1, None, closed="left")],
+    "n_blocks": [Interval(Integral, 1, None, closed="left")],
+    "time_embedding_dim": [Interval(Integral, 4, None, closed="left")],
+    "activation": [StrOptions(set(diffusion.ACTIVATIONS))],
+    "schedule": [StrOptions(set(diffusion.SCHEDULES))],
+    "n_diffusion_steps": [Interval(Integral, 1, None, closed="left")],
+    "parameterization": [StrOptions(set(diffusion.PARAMETERIZATIONS))],
+}
 
 
 class DiffusionFeaturizer(TransformerMixin, BaseEstimator):
@@ -263,9 +272,11 @@ class DiffusionFeaturizer(TransformerMixin, BaseEstimator):
 
     Parameters
     ----------
-    feature_times : array-like of int, default=(0, 50, 100, 200, 400, 600)
+    feature_times : array-like of int or None, default=None
         Pseudo-times (diffusion steps in ``0..n_diffusion_steps``) at which
-        the features are taken; distinct. Training does not use them, so
+        the features are taken; distinct. None means the paper's
+        ``(0, 50, 100, 200, 400, 600)`` for ``architecture="dense"`` and
+        ``(0, 100, 400)`` for "conv". Training does not use them, so
         they may be changed with ``set_params`` after fitting: the next
         ``transform`` uses the new times, without refitting.
     architecture : {"dense", "conv"}, default="dense"
@@ -280,9 +291,10 @@ class DiffusionFeaturizer(TransformerMixin, BaseEstimator):
         Width (odd) of the convolutions of ``architecture="conv"``; a
         site's features see ``(kernel_size - 1) / 2 * (1 + 2 * n_blocks)``
         sites to each side. Unused by "dense".
-    n_hidden : int, default=256
+    n_hidden : int or None, default=None
         Width of the network (channels per site for "conv"); also the number
-        of features per time (and site).
+        of features per time (and site). None means the paper's 256 for
+        "dense" and 64 for "conv".
     n_blocks : int, default=3
         Number of residual blocks.
     time_embedding_dim : int, default=512
@@ -469,16 +481,8 @@ class DiffusionFeaturizer(TransformerMixin, BaseEstimator):
     """
 
     _parameter_constraints: dict = {
-        "feature_times": ["array-like"],
-        "n_hidden": [Interval(Integral, 1, None, closed="left")],
-        "n_blocks": [Interval(Integral, 1, None, closed="left")],
-        "architecture": [StrOptions(set(diffusion.ARCHITECTURES))],
-        "kernel_size": [Interval(Integral, 1, None, closed="left")],
-        "time_embedding_dim": [Interval(Integral, 4, None, closed="left")],
-        "activation": [StrOptions(set(diffusion.ACTIVATIONS))],
-        "schedule": [StrOptions(set(diffusion.SCHEDULES))],
-        "n_diffusion_steps": [Interval(Integral, 1, None, closed="left")],
-        "parameterization": [StrOptions(set(diffusion.PARAMETERIZATIONS))],
+        "feature_times": [None, "array-like"],
+        **_NETWORK_CONSTRAINTS,
         "max_iter": [Interval(Integral, 0, None, closed="left")],
         "batch_size": [Interval(Integral, 1, None, closed="left")],
         "learning_rate": [Interval(Real, 0, None, closed="neither")],
@@ -500,10 +504,10 @@ class DiffusionFeaturizer(TransformerMixin, BaseEstimator):
     def __init__(
         self,
         *,
-        feature_times=(0, 50, 100, 200, 400, 600),
+        feature_times=None,
         architecture="dense",
         kernel_size=5,
-        n_hidden=256,
+        n_hidden=None,
         n_blocks=3,
         time_embedding_dim=512,
         activation="silu",
@@ -588,7 +592,7 @@ class DiffusionFeaturizer(TransformerMixin, BaseEstimator):
         X = validate_data(
             self, X, dtype=[np.float64, np.float32], reset=not continuing
         )
-        check_feature_times(self.feature_times, self.n_diffusion_steps)
+        self._times()
         device = resolve_device(self.device)
         rng = check_random_state(self.random_state)
         mean, scale = (self.mean_, self.scale_) if continuing else self._moments(X)
@@ -599,7 +603,7 @@ class DiffusionFeaturizer(TransformerMixin, BaseEstimator):
         history = self._train(model.to(device), X_t, rng, device, continuing)
 
         self.mean_, self.scale_ = mean, scale
-        self.network_params_ = {name: getattr(self, name) for name in _NETWORK_PARAMS}
+        self.network_params_ = {k: getattr(self, k) for k in _NETWORK_CONSTRAINTS}
         self.network_state_ = to_numpy_state(model.state_dict())
         self.ema_state_ = None if history.ema is None else to_numpy_state(history.ema)
         self._optimizer_state = history.optimizer_state
@@ -653,7 +657,7 @@ class DiffusionFeaturizer(TransformerMixin, BaseEstimator):
         return diffusion.build_denoiser(
             self.architecture,
             n_features,
-            n_hidden=self.n_hidden,
+            n_hidden=self._width(),
             n_blocks=self.n_blocks,
             time_embedding_dim=self.time_embedding_dim,
             n_steps=self.n_diffusion_steps,
@@ -661,11 +665,17 @@ class DiffusionFeaturizer(TransformerMixin, BaseEstimator):
             kernel_size=self.kernel_size,
         )
 
+    def _width(self):
+        return self.n_hidden or _DEFAULTS[self.architecture][0]
+
+    def _times(self):
+        times = self.feature_times
+        times = _DEFAULTS[self.architecture][1] if times is None else times
+        return check_feature_times(times, self.n_diffusion_steps)
+
     def _moments(self, X):
         """Standardisation: per state variable, or one for all sites of a ring."""
-        if self.architecture == "dense":
-            return mean_and_scale(X)
-        return mean_and_scale(X.reshape(-1, 1))
+        return mean_and_scale(X if self.architecture == "dense" else X.reshape(-1, 1))
 
     def _states(self, X):
         """Validated states; a "conv" network takes rings of any size."""
@@ -707,9 +717,9 @@ class DiffusionFeaturizer(TransformerMixin, BaseEstimator):
         """
         model, device = self._network("transform")
         X = self._states(X)
-        times = check_feature_times(self.feature_times, self.n_diffusion_steps)
+        times = self._times()
         n_sites = 1 if self.architecture == "dense" else X.shape[1]
-        n_columns = n_sites * len(times) * self.n_hidden
+        n_columns = n_sites * len(times) * self._width()
         features = np.empty((X.shape[0], n_columns), np.float32)
         # fill the output in place: no concatenation, no copy of the whole
         out = torch.from_numpy(features)
@@ -735,8 +745,7 @@ class DiffusionFeaturizer(TransformerMixin, BaseEstimator):
         """
         check_is_fitted(self)
         _check_feature_names_in(self, input_features, generate_names=False)
-        times = check_feature_times(self.feature_times, self.n_diffusion_steps)
-        units = range(self.n_hidden)
+        times, units = self._times(), range(self._width())
         if self.architecture == "dense":
             names = [f"t{time}_h{unit}" for time in times for unit in units]
         else:

@@ -186,7 +186,7 @@ def test_transform_equals_the_network_at_each_time(trained, lorenz):
     network.blocks[-1].register_forward_hook(lambda m, i, out: captured.append(out))
     z = torch.from_numpy(((X - trained.mean_) / trained.scale_).astype(np.float32))
     with torch.no_grad():
-        for time in trained.feature_times:
+        for time in (0, 50, 100, 200, 400, 600):  # the default feature_times
             network(z, torch.full((len(X),), time))  # the per-sample FiLM path
     expected = torch.cat(captured, dim=1).numpy()
 
@@ -536,3 +536,22 @@ def test_conv_weights_do_not_depend_on_the_ring_size(ring):
     assert {k: v.shape for k, v in small.network_state_.items()} == {
         k: v.shape for k, v in large.network_state_.items()
     }
+
+
+@pytest.mark.parametrize(
+    ("architecture", "width", "times"),
+    [("dense", 256, (0, 50, 100, 200, 400, 600)), ("conv", 64, (0, 100, 400))],
+)
+def test_default_width_and_times_follow_the_architecture(
+    ring, architecture, width, times
+):
+    featurizer = DiffusionFeaturizer(
+        architecture=architecture, n_blocks=1, time_embedding_dim=8, max_iter=1,
+        batch_size=8, random_state=0,
+    ).fit(ring)
+    n_sites = 1 if architecture == "dense" else ring.shape[1]
+    assert featurizer.transform(ring[:2]).shape == (2, n_sites * len(times) * width)
+    assert featurizer.get_feature_names_out()[width] == f"t{times[1]}_" + (
+        "h0" if architecture == "dense" else "s0_h0"
+    )
+    assert featurizer.get_params()["n_hidden"] is None  # unchanged by fit
