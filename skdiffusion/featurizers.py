@@ -286,7 +286,9 @@ class DiffusionFeaturizer(TransformerMixin, BaseEstimator):
         :class:`~skdiffusion.diffusion.ConvDenoiser`): translation
         equivariant, weights independent of the number of sites, and
         per-site features. A "conv" featurizer standardises with one mean
-        and scale for all sites and transforms rings of any size.
+        and scale for all sites and transforms rings of any size. On Lorenz
+        96, ``max_iter=300, batch_size=256, learning_rate=3e-3`` trained it
+        best (user guide: spatially extended systems).
     kernel_size : int, default=5
         Width (odd) of the convolutions of ``architecture="conv"``; a
         site's features see ``(kernel_size - 1) / 2 * (1 + 2 * n_blocks)``
