@@ -5,17 +5,14 @@
 [--preset quick|gpu]`` runs the Lorenz 96 comparison instead.
 """
 
+import argparse
+import dataclasses
 import os
+import platform
+import time
 
-# Passive OpenMP waiting keeps torch's small-network steps from spinning
-# against other processes on shared cores (measured 10x slower otherwise).
-# It only takes effect before torch is first imported, hence here.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-
-import argparse  # noqa: E402
-import dataclasses  # noqa: E402
-import platform  # noqa: E402
-import time  # noqa: E402
+# Importing skdiffusion (before torch) sets passive OpenMP waiting.
+from skdiffusion.experiments import spatial, surrogate
 
 
 def _machine():
@@ -39,25 +36,33 @@ def main(argv=None):
     parser.add_argument("--random-state", type=int, default=0)
     parser.add_argument("--quiet", action="store_true", help="no progress")
     args = parser.parse_args(argv)
-    if args.experiment == "spatial":
-        return _spatial(args)
-    if args.preset == "gpu":
-        parser.error("--preset gpu is a preset of --experiment spatial")
-    from skdiffusion.experiments import surrogate
-
-    preset = surrogate.PRESETS[args.preset]
+    module = spatial if args.experiment == "spatial" else surrogate
+    if args.preset not in module.PRESETS:
+        parser.error(f"--preset {args.preset} is not a preset of {args.experiment}")
+    preset = module.PRESETS[args.preset]
     if args.n_seeds is not None:
         preset = dataclasses.replace(preset, n_seeds=args.n_seeds)
     print(f"Machine: {_machine()}", flush=True)
     start = time.perf_counter()
     run = {"output_dir": args.output_dir, "random_state": args.random_state}
-    table = surrogate.surrogate_comparison(preset, **run, verbose=not args.quiet)
-    wall = time.perf_counter() - start
+    if module is spatial:
+        table = spatial.spatial_surrogate_comparison(
+            preset, **run, verbose=not args.quiet
+        )
+        _print_spatial(table, preset, args.preset)
+    else:
+        table = surrogate.surrogate_comparison(preset, **run, verbose=not args.quiet)
+        _print_surrogates(table, args.preset)
+    print(f"\nWall time {time.perf_counter() - start:.0f} s; {_machine()}")
+
+
+def _print_surrogates(table, preset_name):
     summary = surrogate.summarize_surrogates(table)
     print(
-        f"\nLorenz 63 surrogates ({args.preset} preset): nRMSE (normalised units) "
-        "at lead times in MTU, Hellinger distance of the long-run climate, share "
-        f"of rollouts that blew up\n{surrogate.format_summary(summary)}\n"
+        f"\nLorenz 63 surrogates ({preset_name} preset): nRMSE (normalised units) "
+        "at lead times in MTU, valid prediction time (MTU), Hellinger distance "
+        "of the long-run climate, share of rollouts that blew up\n"
+        f"{surrogate.format_summary(summary)}\n"
     )
     verdict = surrogate.transfer_vs_scratch(summary)
     low, high = verdict["scratch_range"]
@@ -68,29 +73,16 @@ def main(argv=None):
     for model, (median, within) in verdict["transfer"].items():
         where = "within" if within else ("below" if median < low else "above")
         print(f"  {model:<27} median {median:.2e}: {where} that range")
-    print(f"\nWall time {wall:.0f} s; {_machine()}")
 
 
-def _spatial(args):
-    from skdiffusion.experiments import spatial
-
-    preset = spatial.PRESETS[args.preset]
-    if args.n_seeds is not None:
-        preset = dataclasses.replace(preset, n_seeds=args.n_seeds)
-    print(f"Machine: {_machine()}", flush=True)
-    start = time.perf_counter()
-    table = spatial.spatial_surrogate_comparison(
-        preset, output_dir=args.output_dir, random_state=args.random_state,
-        verbose=not args.quiet,
-    )
+def _print_spatial(table, preset, preset_name):
     print(
-        f"\nLorenz 96 surrogates, {preset.n_sites} sites ({args.preset} preset, "
+        f"\nLorenz 96 surrogates, {preset.n_sites} sites ({preset_name} preset, "
         f"median of {preset.n_seeds} seeds): one-step nRMSE and nRMSE at leads "
         "(MTU; normalised by the climatological std), valid prediction time in "
         "MTU and Lyapunov times, fit CPU seconds\n"
         f"{spatial.format_summary(spatial.summarize_spatial(table))}"
     )
-    print(f"\nWall time {time.perf_counter() - start:.0f} s; {_machine()}")
 
 
 if __name__ == "__main__":
