@@ -20,11 +20,8 @@ pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceW
 
 
 @pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+def _one_thread(one_torch_thread):
+    """torch on one thread for this module (the fixture is in conftest)."""
 
 
 def linear_problem(n=64, seed=0):
@@ -147,7 +144,7 @@ def test_bad_options_are_named(option, value):
 
 # --- what every torch estimator inherits --------------------------------------
 
-X, Y = np.random.default_rng(0).normal(size=(96, 3)), None
+X = np.random.default_rng(0).normal(size=(96, 3))
 Y = np.sin(X[:, :2])
 
 

@@ -5,7 +5,6 @@ import dataclasses
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 
 from skdiffusion.experiments import (
     AssimilationPreset,
@@ -46,12 +45,8 @@ TINY_SURROGATES = SurrogatePreset(
 
 
 @pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    # tiny networks on shared cores: one thread is faster than two
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+def _one_thread(one_torch_thread):
+    """torch on one thread for this module (the fixture is in conftest)."""
 
 
 @pytest.fixture(scope="module")

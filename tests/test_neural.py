@@ -32,11 +32,8 @@ def tiny(cls, **params):
 
 
 @pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+def _one_thread(one_torch_thread):
+    """torch on one thread for this module (the fixture is in conftest)."""
 
 
 def smooth_data(n_samples, seed=0):
