@@ -5,7 +5,8 @@ Forecast skill is the normalised root-mean-squared error per lead time
 model selection (:data:`neg_nrmse_scorer`, :func:`make_nrmse_scorer`). How
 long a rollout stays close to the truth is its valid prediction time
 (:func:`valid_prediction_time`, in model time or in Lyapunov times with
-:data:`LYAPUNOV_EXPONENTS`), also a scorer (:func:`make_vpt_scorer`).
+:data:`LYAPUNOV_EXPONENTS`), also a scorer (:func:`make_vpt_scorer`), as is the error of whole
+rollouts (:func:`make_rollout_scorer`).
 Generated states (or the long-run climate of a forecast) are compared with a
 reference sample by :func:`hellinger_distance` between histograms,
 :func:`nearest_neighbour_distances` and :func:`extreme_fraction`.
@@ -27,6 +28,7 @@ __all__ = [
     "extreme_fraction",
     "hellinger_distance",
     "make_nrmse_scorer",
+    "make_rollout_scorer",
     "make_vpt_scorer",
     "nearest_neighbour_distances",
     "neg_nrmse_scorer",
@@ -331,12 +333,17 @@ def _chain_starts(link, n_steps, stride):
     return starts[counts[starts + span + stride] - counts[starts] == n_steps]
 
 
-def _vpt_score(estimator, X, y, *, n_steps, dt, lead_steps, threshold, std,
-               lyapunov_exponent, n_rollouts):
-    """The scorer of :func:`make_vpt_scorer`."""
+def _rollouts(estimator, X, y, *, n_steps, lead_steps, n_rollouts, target):
+    """Rollouts of ``estimator`` from the rows of X that start a run, and truth.
+
+    Returns ``(truth, forecast)``, both of shape (n_starts, n_steps + 1,
+    n_state): see the Notes of :func:`make_vpt_scorer`.
+    """
     states = check_array(X, dtype=np.float64, input_name="X")
     next_states = np.asarray(y, dtype=np.float64).reshape(len(states), -1)
     n_state = next_states.shape[1]
+    if target == "increment":
+        next_states = states[:, :n_state] + next_states
     # Row j's next state is row j + lead_steps where the two agree.
     gap = np.abs(next_states[:-lead_steps] - states[lead_steps:, :n_state])
     tolerance = 1e-5 * np.max(np.abs(states[:, :n_state]))
@@ -346,18 +353,77 @@ def _vpt_score(estimator, X, y, *, n_steps, dt, lead_steps, threshold, std,
         raise ValueError(
             f"No row of X starts {n_steps} steps (n_steps) of consecutive "
             f"states, each lead_steps={lead_steps} rows after the last with y "
-            "holding it: the VPT scorer needs contiguous rows of trajectories, "
-            "as pairs_from_trajectories and the make_ functions order them, "
-            "in folds that keep them (KFold without shuffling, GroupKFold)."
+            f"holding it (target={target!r}): rollout scorers need contiguous "
+            "rows of trajectories, as pairs_from_trajectories and the make_ "
+            "functions order them, in folds that keep them (KFold without "
+            "shuffling, GroupKFold)."
         )
     if n_rollouts is not None and starts.size > n_rollouts:
         starts = starts[np.linspace(0, starts.size - 1, n_rollouts).round().astype(int)]
     rows = starts[:, None] + lead_steps * np.arange(n_steps + 1)
-    forecast = estimator.forecast(_safe_indexing(X, starts), n_steps)
-    return valid_prediction_time(
-        states[rows, :n_state], forecast[:, :, :n_state], dt=dt,
-        threshold=threshold, std=std, lyapunov_exponent=lyapunov_exponent,
+    X0 = _safe_indexing(X, starts)
+    if hasattr(estimator, "forecast"):
+        forecast = estimator.forecast(X0, n_steps)
+    else:
+        forecast = _roll_out(estimator, check_array(X0), n_steps, n_state, target)
+    return states[rows, :n_state], forecast[:, :, :n_state]
+
+
+def _roll_out(regressor, X0, n_steps, n_state, target):
+    """Feed a regressor of next states (or increments) its own predictions."""
+    trajectories = np.full((len(X0), n_steps + 1, X0.shape[1]), np.nan)
+    trajectories[:, 0] = X0
+    for step in range(1, n_steps + 1):
+        states = trajectories[:, step - 1].copy()
+        alive = np.all(np.isfinite(states), axis=1)
+        if not alive.any():
+            break
+        with np.errstate(over="ignore", invalid="ignore"):
+            predicted = np.reshape(regressor.predict(states[alive]), (-1, n_state))
+        if target == "increment":
+            predicted = predicted + states[alive, :n_state]
+        states[alive, :n_state] = predicted
+        states[~alive] = np.nan
+        trajectories[:, step] = states
+    return trajectories
+
+
+def _vpt_score(estimator, X, y, *, n_steps, dt, lead_steps, threshold, std,
+               lyapunov_exponent, n_rollouts):
+    """The scorer of :func:`make_vpt_scorer`."""
+    truth, forecast = _rollouts(
+        estimator, X, y, n_steps=n_steps, lead_steps=lead_steps,
+        n_rollouts=n_rollouts, target="next_state",
     )
+    return valid_prediction_time(
+        truth, forecast, dt=dt, threshold=threshold, std=std,
+        lyapunov_exponent=lyapunov_exponent,
+    )
+
+
+def _held_last_finite(forecast):
+    """Forecasts with each blown-up (non-finite) state replaced by the last finite."""
+    held = np.array(forecast, dtype=np.float64)
+    for lead in range(1, held.shape[1]):
+        bad = ~np.all(np.isfinite(held[:, lead]), axis=1)
+        held[bad, lead] = held[bad, lead - 1]
+    return held
+
+
+def _rollout_score(estimator, X, y, *, n_steps, lead_steps, std, n_rollouts,
+                   target):
+    """The scorer of :func:`make_rollout_scorer`."""
+    truth, forecast = _rollouts(
+        estimator, X, y, n_steps=n_steps, lead_steps=lead_steps,
+        n_rollouts=n_rollouts, target=target,
+    )
+    if std is None:  # the climatology of the fold's states
+        std = truth.reshape(-1, truth.shape[2]).std(axis=0)
+    scale = np.broadcast_to(np.asarray(std, dtype=np.float64), truth.shape[2:])
+    scale = np.where(scale > 0, scale, 1.0)
+    error = (_held_last_finite(forecast)[:, 1:] - truth[:, 1:]) / scale
+    with np.errstate(over="ignore"):
+        return -float(np.sqrt(np.mean(np.square(error))))
 
 
 @validate_params(
@@ -443,6 +509,93 @@ def make_vpt_scorer(n_steps, dt, *, lead_steps=1, threshold=0.5, std=None,
         _vpt_score, n_steps=n_steps, dt=dt, lead_steps=lead_steps,
         threshold=threshold, std=std, lyapunov_exponent=lyapunov_exponent,
         n_rollouts=n_rollouts,
+    )
+
+
+@validate_params(
+    {
+        "n_steps": [Interval(Integral, 1, None, closed="left")],
+        "lead_steps": [Interval(Integral, 1, None, closed="left")],
+        "std": [Interval(Real, 0, None, closed="neither"), "array-like", None],
+        "n_rollouts": [Interval(Integral, 1, None, closed="left"), None],
+        "target": [StrOptions({"next_state", "increment"})],
+    },
+    prefer_skip_nested_validation=True,
+)
+def make_rollout_scorer(n_steps, *, lead_steps=1, std=None, n_rollouts=100,
+                        target="next_state"):
+    """Scorer of the error of ``n_steps``-step rollouts, for ``scoring=`` in a search.
+
+    The one-step error (:func:`make_nrmse_scorer`) rewards models that are
+    accurate one step ahead even when their rollouts are unstable: a
+    penalty chosen on it can leave a few rollouts that blow up. This scorer
+    rolls the estimator out from rows of each validation fold and scores
+    the whole rollout against the later rows of the same fold.
+
+    Parameters
+    ----------
+    n_steps : int
+        Steps of each rollout (>= 1).
+    lead_steps : int, default=1
+        Rows between a state and its next state in ``X``, as in
+        :func:`make_vpt_scorer`.
+    std : float, array-like of shape (n_state,) or None, default=None
+        Climatological standard deviation of each state variable, the unit
+        of the error; None takes it from the fold's true states.
+    n_rollouts : int or None, default=100
+        Rollouts per fold, from starts evenly spread over the valid ones;
+        None rolls out from every valid row.
+    target : {"next_state", "increment"}, default="next_state"
+        What ``y`` holds: next states (for a
+        :class:`~skdiffusion.surrogate.SurrogateForecaster` with its default
+        ``target``) or increments (the ``y`` of the ``make_`` functions, for
+        a forecaster with ``target="increment"`` or a bare regressor of
+        increments, e.g. in ``StreamingRidgeCV(scoring=...)``).
+
+    Returns
+    -------
+    scorer : callable
+        ``scorer(estimator, X, y)`` returns minus the root-mean-squared
+        normalised error over rollouts, leads ``1..n_steps`` and state
+        variables (greater is better). An estimator with a
+        ``forecast(X0, n_steps)`` method is rolled out with it; any other
+        regressor is fed its own predictions (``x + predict(x)`` when
+        ``target="increment"``).
+
+    See Also
+    --------
+    make_vpt_scorer : How long rollouts stay valid, as a scorer.
+    make_nrmse_scorer : The one-step error as a scorer.
+
+    Notes
+    -----
+    Rollouts start at rows followed by ``n_steps`` consecutive states in
+    the fold (see :func:`make_vpt_scorer`), so folds must keep runs of rows
+    together. A rollout that blows up (NaN from
+    :meth:`~skdiffusion.surrogate.SurrogateForecaster.forecast`) is scored
+    from its last finite state, held: at least as bad as the state it
+    reached before leaving the forecaster's threshold, and never NaN.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn.linear_model import Ridge
+    >>> from sklearn.model_selection import GridSearchCV, KFold
+    >>> from skdiffusion.datasets import make_trajectories
+    >>> from skdiffusion.metrics import make_rollout_scorer
+    >>> from skdiffusion.surrogate import SurrogateForecaster
+    >>> rotation = lambda x: x @ np.array([[0.0, 1.0], [-1.0, 0.0]])
+    >>> data = make_trajectories(rotation, [1.0, 0.0], 600, dt=0.05)
+    >>> search = GridSearchCV(
+    ...     SurrogateForecaster(Ridge()), {"regressor__alpha": [1e-6, 10.0]},
+    ...     scoring=make_rollout_scorer(20), cv=KFold(3),
+    ... ).fit(data.X, data.X + data.y)
+    >>> search.best_params_
+    {'regressor__alpha': 1e-06}
+    """
+    return functools.partial(
+        _rollout_score, n_steps=n_steps, lead_steps=lead_steps, std=std,
+        n_rollouts=n_rollouts, target=target,
     )
 
 

@@ -15,6 +15,7 @@ from skdiffusion.metrics import (
     extreme_fraction,
     hellinger_distance,
     make_nrmse_scorer,
+    make_rollout_scorer,
     make_vpt_scorer,
     nearest_neighbour_distances,
     neg_nrmse_scorer,
@@ -304,6 +305,63 @@ def test_vpt_scorer_chooses_the_longer_forecast_in_a_search():
 def test_vpt_scorer_bad_arguments_name_themselves(kwargs, name):
     with pytest.raises(ValueError, match=name):
         make_vpt_scorer(**{"n_steps": 10, "dt": 0.1, **kwargs})
+
+
+def test_rollout_scorer_by_hand_on_a_rotation_with_the_wrong_angle():
+    # After k steps the error is 2 sin(0.025 k) on the unit circle: a mean
+    # squared normalised error over the two variables of 2 sin^2(0.025 k).
+    model = forecaster_of(rotation(0.25))
+    X, y, _ = pairs_from_trajectories([rotation_trajectory(200, 0.2)])
+    leads = np.arange(1, 21)
+    expected = -np.sqrt(np.mean(2 * np.sin(0.025 * leads) ** 2))
+    scorer = make_rollout_scorer(20, std=1.0)
+    assert scorer(model, X, X + y) == pytest.approx(expected, rel=1e-6)
+    exact = forecaster_of(rotation(0.2))
+    assert scorer(exact, X, X + y) == pytest.approx(0.0, abs=1e-9)
+
+
+def test_rollout_scorer_rolls_out_a_bare_regressor_of_increments():
+    # Ridge on the increment, fed x + predict(x), scores like the forecaster
+    # that wraps the same Ridge.
+    X, y, _ = pairs_from_trajectories([rotation_trajectory(300, 0.2)])
+    ridge = Ridge(alpha=1.0).fit(X, y)
+    forecaster = SurrogateForecaster(Ridge(alpha=1.0)).fit(X, X + y)
+    bare = make_rollout_scorer(15, target="increment")(ridge, X, y)
+    wrapped = make_rollout_scorer(15)(forecaster, X, X + y)
+    assert bare == pytest.approx(wrapped, rel=1e-9)
+    assert bare < -0.01  # the penalty makes the circle shrink: an error
+
+
+def test_rollout_scorer_holds_the_last_finite_state_of_a_blown_up_rollout():
+    class BlowsUpAfterTwoSteps:
+        def forecast(self, X0, n_steps):
+            out = np.repeat(np.asarray(X0)[:, None], n_steps + 1, axis=1)
+            out[:, 1:3] += 1.0
+            out[:, 3:] = np.nan
+            return out
+
+    X, y, _ = pairs_from_trajectories([np.zeros((50, 2))])
+    score = make_rollout_scorer(6, std=1.0)(BlowsUpAfterTwoSteps(), X, X + y)
+    assert score == pytest.approx(-1.0)  # error 1 at every lead, held after NaN
+
+
+def test_rollout_scorer_needs_runs_of_rows():
+    X, y, _ = pairs_from_trajectories([rotation_trajectory(30, 0.2)])
+    order = np.random.default_rng(0).permutation(len(X))
+    with pytest.raises(ValueError, match="contiguous rows"):
+        make_rollout_scorer(5)(forecaster_of(rotation(0.2)), X[order], (X + y)[order])
+    with pytest.raises(ValueError, match="target"):
+        make_rollout_scorer(5, target="state")
+
+
+def test_rollout_scorer_prefers_the_stable_penalty_in_a_search():
+    X, y, _ = pairs_from_trajectories([rotation_trajectory(600, 0.2)])
+    search = GridSearchCV(
+        SurrogateForecaster(Ridge()), {"regressor__alpha": [1e2, 1e-8]},
+        scoring=make_rollout_scorer(30), cv=KFold(3),
+    ).fit(X, X + y)
+    assert search.best_params_ == {"regressor__alpha": 1e-8}
+    assert np.all(search.cv_results_["mean_test_score"] <= 0)
 
 
 # --- hellinger_distance ----------------------------------------------------
