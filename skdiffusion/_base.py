@@ -10,15 +10,21 @@
 
 import functools
 
+from sklearn import get_config
 from sklearn.base import _fit_context
 
 from ._progress import progress, row_chunks
+from ._validation import reject_bools
 
 __all__ = ["check_unchanged", "fit_context", "progress", "row_chunks"]
 
 
 def fit_context(*, prefer_skip_nested_validation=True):
     """Decorate ``fit``-like methods: validate parameters, undo on failure.
+
+    The parameters are validated by scikit-learn's ``_parameter_constraints``
+    machinery, and booleans given to numeric parameters are refused
+    (:func:`skdiffusion._validation.reject_bools`).
 
     The estimator's ``__dict__`` is snapshotted (shallowly) before the call
     and put back if the call raises, so a failed call leaves every
@@ -47,9 +53,21 @@ def fit_context(*, prefer_skip_nested_validation=True):
                 vars(estimator).update(before)
                 raise
 
-        return _fit_context(
+        validated = _fit_context(
             prefer_skip_nested_validation=prefer_skip_nested_validation
         )(restoring)
+
+        @functools.wraps(method)
+        def checked(estimator, *args, **kwargs):
+            if not get_config()["skip_parameter_validation"]:
+                reject_bools(
+                    estimator._parameter_constraints,
+                    estimator.get_params(deep=False),
+                    type(estimator).__name__,
+                )
+            return validated(estimator, *args, **kwargs)
+
+        return checked
 
     return decorate
 

@@ -11,13 +11,8 @@ from sklearn.base import (
     TransformerMixin,
 )
 from sklearn.utils import check_random_state
-from sklearn.utils._param_validation import Interval, StrOptions, validate_params
-from sklearn.utils.validation import (
-    _check_feature_names_in,
-    check_array,
-    check_is_fitted,
-    validate_data,
-)
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import _check_feature_names_in, check_is_fitted
 
 from . import diffusion
 from ._base import check_unchanged, fit_context, row_chunks
@@ -35,6 +30,7 @@ from ._torch_utils import (
     training_generator,
     warn_training_end,
 )
+from ._validation import check_array, validate_data, validate_params
 from .diffusion import T_SAMPLINGS
 from .engine import LR_SCHEDULES
 

@@ -11,9 +11,10 @@ from scipy.linalg import blas
 from sklearn.base import BaseEstimator, MultiOutputMixin, RegressorMixin, clone
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import HasMethods, Interval
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import check_is_fitted
 
 from ._base import fit_context, progress, row_chunks
+from ._validation import check_numeric, validate_data
 
 __all__ = ["StreamingRidge", "StreamingRidgeCV"]
 
@@ -521,7 +522,11 @@ class StreamingRidgeCV(_StreamingRidgeBase):
         self.verbose = verbose
 
     def _check_alphas(self):
-        alphas = np.asarray(self.alphas, dtype=np.float64).reshape(-1)
+        check_numeric(self.alphas, "alphas")
+        alphas = np.asarray(self.alphas, dtype=np.float64)
+        if alphas.ndim > 1:  # a nested list is a mistake, not a list of penalties
+            alphas = np.array([])
+        alphas = alphas.reshape(-1)
         if alphas.size == 0 or not np.all(np.isfinite(alphas)) or np.any(alphas < 0):
             raise ValueError(
                 f"alphas must be a non-empty list of finite penalties >= 0, "

@@ -17,7 +17,7 @@ from sklearn.base import BaseEstimator, RegressorMixin, clone
 from sklearn.exceptions import NotFittedError
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
-from sklearn.utils.validation import check_array, check_is_fitted, validate_data
+from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
 from ._base import fit_context, row_chunks
@@ -32,6 +32,7 @@ from ._torch_utils import (
     training_generator,
     warn_training_end,
 )
+from ._validation import check_array, validate_data
 from .diffusion import ConvDenoiser, build_denoiser
 from .engine import LR_SCHEDULES, train
 

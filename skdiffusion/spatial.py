@@ -26,12 +26,11 @@ from sklearn.utils.validation import (
     _is_arraylike_not_scalar,
     _num_features,
     _num_samples,
-    check_array,
     check_is_fitted,
-    validate_data,
 )
 
 from ._base import fit_context
+from ._validation import check_array, validate_data
 
 __all__ = ["PeriodicPatches", "SiteWiseRegressor"]
 

@@ -2,7 +2,7 @@
 
 import os
 
-from sklearn.utils._param_validation import validate_params
+from .._validation import validate_params
 
 
 @validate_params(
@@ -26,6 +26,11 @@ def get_data_home(data_home=None):
     data_home : str
         The folder's path.
 
+    Raises
+    ------
+    ValueError
+        If ``data_home`` names a file, or a path through a file.
+
     See Also
     --------
     sklearn.datasets.get_data_home : The same for scikit-learn's datasets.
@@ -39,5 +44,11 @@ def get_data_home(data_home=None):
     if data_home is None:
         data_home = os.environ.get("SKDIFFUSION_DATA", "~/skdiffusion_data")
     data_home = os.path.expanduser(os.fspath(data_home))
-    os.makedirs(data_home, exist_ok=True)
+    try:
+        os.makedirs(data_home, exist_ok=True)
+    except (FileExistsError, NotADirectoryError) as error:
+        raise ValueError(
+            f"data_home={data_home!r} is not a folder (it, or a folder above "
+            "it, is a file); pass a folder for the dataset cache."
+        ) from error
     return data_home

@@ -3,11 +3,14 @@
 from numbers import Integral, Real
 
 import numpy as np
-from sklearn.utils._param_validation import Interval, validate_params
+from sklearn.utils._param_validation import Interval
+
+from .._validation import check_numeric, validate_params
 
 
 def _float_array(array, name):
     """``array`` as a float32 or float64 ndarray (float64 unless float32)."""
+    check_numeric(array, name)
     array = np.asarray(array)
     if array.dtype in (np.float32, np.float64):
         return array

@@ -4,6 +4,8 @@ import functools
 
 import numpy as np
 
+from .._validation import check_numeric
+
 # The paper's normalisation of Lorenz 63 states (Finn et al., 2024, public code):
 # x_normalised = (x - LORENZ63_SHIFT) / LORENZ63_SCALE.
 LORENZ63_SHIFT = np.array([0.0450, 0.0451, 23.5463])
@@ -66,7 +68,12 @@ def lorenz63(x, *, sigma=10.0, rho=28.0, beta=8.0 / 3.0):
     >>> lorenz63([1.0, 1.0, 1.0])
     array([ 0.        , 26.        , -1.66666667])
     """
-    x = np.asarray(x, dtype=np.float64)
+    x = _check_states(x, "lorenz63", 3)
+    return _checked_derivative(_lorenz63(x, sigma, rho, beta), x, "lorenz63")
+
+
+def _lorenz63(x, sigma=10.0, rho=28.0, beta=8.0 / 3.0):
+    """:func:`lorenz63` without the checks, for the integration loops."""
     linear, quadratic = _lorenz63_matrices(sigma, rho, beta)
     return x @ linear + x[..., :1] * (x @ quadratic)
 
@@ -102,10 +109,44 @@ def lorenz96(x, *, forcing=8.0):
     >>> lorenz96(np.full(5, 8.0))  # the fixed point x_i = F
     array([0., 0., 0., 0., 0.])
     """
-    x = np.asarray(x, dtype=np.float64)
+    x = _check_states(x, "lorenz96", 4)
+    return _checked_derivative(_lorenz96(x, forcing), x, "lorenz96")
+
+
+def _lorenz96(x, forcing=8.0):
+    """:func:`lorenz96` without the checks, for the integration loops."""
     # The ring padded with x[-2], x[-1] before and x[0] after: one copy, then
     # slices, is 2-6x faster than gathering the neighbours (or np.roll) from
     # 40 to 4000 variables.
     padded = np.concatenate([x[..., -2:], x, x[..., :1]], axis=-1)
     ahead, behind, two_behind = padded[..., 3:], padded[..., 1:-2], padded[..., :-3]
     return (ahead - two_behind) * behind - x + forcing
+
+
+def _check_states(x, system, n_dim):
+    """`x` as float64 of shape (..., n) with n == 3 (`n_dim`=3) or n >= 4."""
+    check_numeric(x, "x")
+    x = np.asarray(x, dtype=np.float64)
+    fits = x.ndim >= 1 and (
+        x.shape[-1] == n_dim if n_dim == 3 else x.shape[-1] >= n_dim
+    )
+    if not fits:
+        need = "3" if n_dim == 3 else f"n_dim >= {n_dim}"
+        raise ValueError(
+            f"{system}: x must have shape (..., {need}) (the last axis holds the "
+            f"variables), got shape {x.shape}."
+        )
+    return x
+
+
+def _checked_derivative(dxdt, x, system):
+    """`dxdt`, or a ValueError if it is not finite (NaN states, or overflow)."""
+    if not np.all(np.isfinite(dxdt)):
+        largest = np.max(np.abs(x)) if x.size else 0.0
+        raise ValueError(
+            f"{system}: the time derivative is NaN or inf for these states x "
+            f"(largest magnitude {largest:.3g}): x holds NaN or inf, or is so "
+            "large that the quadratic terms overflow float64. Inside an "
+            "integration this means it blew up: try a smaller dt."
+        )
+    return dxdt
