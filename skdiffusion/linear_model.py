@@ -1,6 +1,8 @@
 """Ridge regression whose normal equations are accumulated chunk by chunk."""
 
+import functools
 import math
+import operator
 import sys
 import warnings
 from numbers import Integral, Real
@@ -9,9 +11,14 @@ import numpy as np
 from scipy import linalg
 from scipy.linalg import blas
 from sklearn.base import BaseEstimator, MultiOutputMixin, RegressorMixin, clone
+from sklearn.model_selection import GroupShuffleSplit, check_cv
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import HasMethods, Interval
-from sklearn.utils.validation import check_is_fitted
+from sklearn.utils.validation import (
+    check_array,
+    check_consistent_length,
+    check_is_fitted,
+)
 
 from ._base import fit_context, progress, row_chunks
 from ._validation import check_numeric, validate_data
@@ -175,33 +182,34 @@ class _StreamingRidgeBase(MultiOutputMixin, RegressorMixin, BaseEstimator):
                 yield rows, features
                 bar.update()
 
-    def _accumulate(self, caller, transformer, X, Y, *, like=None, held_out=None):
+    def _accumulate(self, caller, transformer, X, Y, *, like=None, parts=None,
+                    n_parts=1):
         """Normal equations of the rows of (X, Y), accumulated chunk by chunk.
 
         ``caller`` ("fit" or "partial_fit") names the progress shown.
 
         They are shifted like the equations ``like`` if given (so that the
-        two can be added), else by the mean of the first chunk. Returns
-        ``(kept, validation)``: with a boolean mask ``held_out`` the
-        equations of the other rows and of the held-out rows (both with the
-        same shift), else those of all rows and None.
+        two can be added), else by the mean of the first chunk. Returns a
+        list of ``n_parts`` equations, all with the same shift: those of the
+        rows whose label in ``parts`` (an integer array) is 0, 1, ...; with
+        ``parts=None``, one for all rows.
         """
-        kept = validation = None
+        equations = None
         desc = f"{type(self).__name__}.{caller}"
         for rows, features in self._chunks(transformer, X, desc):
-            if kept is None:
+            if equations is None:
                 if like is None:
                     like = _NormalEquations.centred_on(
                         features, Y[rows], self.fit_intercept
                     )
-                kept, validation = like.empty_like(), like.empty_like()
-            if held_out is None:
-                kept.update(features, Y[rows])
-            else:
-                mask = held_out[rows]
-                kept.update(features[~mask], Y[rows][~mask])
-                validation.update(features[mask], Y[rows][mask])
-        return kept, (None if held_out is None else validation)
+                equations = [like.empty_like() for _ in range(n_parts)]
+            if parts is None:
+                equations[0].update(features, Y[rows])
+                continue
+            for part, part_equations in enumerate(equations):
+                mask = parts[rows] == part
+                part_equations.update(features[mask], Y[rows][mask])
+        return equations
 
     def _set_solution(self, transformer, n_samples, y_ndim, coef, intercept):
         self.transformer_ = transformer
@@ -367,7 +375,7 @@ class StreamingRidge(_StreamingRidgeBase):
         """
         X, y = self._validate_xy(X, y, reset=True)
         transformer = self._fit_transformer(X, y)
-        equations, _ = self._accumulate("fit", transformer, X, y.reshape(len(y), -1))
+        [equations] = self._accumulate("fit", transformer, X, y.reshape(len(y), -1))
         self._solve(transformer, equations, y.ndim)
         return self
 
@@ -402,7 +410,7 @@ class StreamingRidge(_StreamingRidgeBase):
                     f"y has shape {y.shape} but earlier batches had "
                     f"{len(previous.sum_y)} target(s) with ndim {self._y_ndim}."
                 )
-        batch, _ = self._accumulate("partial_fit", transformer, X, Y, like=previous)
+        [batch] = self._accumulate("partial_fit", transformer, X, Y, like=previous)
         equations = batch if previous is None else previous + batch
         self._solve(transformer, equations, y.ndim)
         return self
@@ -412,13 +420,15 @@ class StreamingRidgeCV(_StreamingRidgeBase):
     """Streaming ridge regression that chooses its penalty on held-out rows.
 
     Like :class:`StreamingRidge`, it accumulates the normal equations chunk by
-    chunk (with a ``transformer``, without holding the feature matrix). A
-    random ``validation_fraction`` of the rows is accumulated apart; the
-    ridge solution of the other rows is computed for every penalty in
-    ``alphas`` (one eigendecomposition for all), scored by its mean squared
-    error on the held-out rows, and the best penalty is then refitted on all
+    chunk (with a ``transformer``, without holding the feature matrix). The
+    rows of each validation fold are accumulated apart (by default one fold:
+    a random ``validation_fraction`` of the rows, or of the trajectories
+    when ``groups`` are given); the ridge solution of the other rows is
+    computed for every penalty in ``alphas`` (one eigendecomposition for
+    all), scored on the fold, and the best penalty is then refitted on all
     rows. The held-out rows are transformed a second time to be scored, so a
-    fit costs ``1 + validation_fraction`` transforms of ``X``.
+    fit costs ``1 + validation_fraction`` transforms of ``X`` (2 with ``cv``
+    folds covering every row).
 
     Parameters
     ----------
@@ -429,7 +439,30 @@ class StreamingRidgeCV(_StreamingRidgeBase):
         Transformer whose output are the features; see :class:`StreamingRidge`.
     validation_fraction : float, default=0.1
         Fraction of the rows (drawn at random) held out to choose the
-        penalty; at least one row is held out and at least one is kept.
+        penalty when ``cv=None``; at least one row is held out and at least
+        one is kept. With ``groups`` in fit, the fraction of the groups
+        (whole trajectories) held out, as
+        :class:`~sklearn.model_selection.GroupShuffleSplit` draws them.
+    cv : int, cross-validation generator, iterable or None, default=None
+        Folds to score the penalties on instead of one held-out fraction,
+        as in :class:`~sklearn.linear_model.RidgeCV`: an int is that many
+        :class:`~sklearn.model_selection.KFold` folds (contiguous blocks of
+        rows), a splitter such as
+        :class:`~sklearn.model_selection.GroupKFold` receives the ``groups``
+        of fit. Each split's training rows must be all rows outside its test
+        rows, and test rows may not repeat (KFold, GroupKFold,
+        LeaveOneGroupOut, PredefinedSplit), since the equations of a fold are
+        those of all rows less the fold's; ``TimeSeriesSplit`` is refused.
+    scoring : callable or None, default=None
+        How a penalty is scored on a fold: None is minus the mean squared
+        error; a scorer ``scoring(estimator, X_fold, y_fold)`` (greater is
+        better) receives a :class:`StreamingRidge` fitted with the penalty
+        on the other rows, e.g.
+        ``skdiffusion.metrics.make_rollout_scorer(10, target="increment")``
+        to choose the penalty by the error of 10-step rollouts of a ridge on
+        the increment of states (with ``transformer`` the featurizer, ``X``
+        the states, and folds that keep runs of rows: ``groups`` or ``cv``).
+        It costs one scorer call per penalty and fold.
     chunk_size : int, default=4096
         Number of rows transformed and accumulated at a time.
     fit_intercept : bool, default=True
@@ -444,11 +477,17 @@ class StreamingRidgeCV(_StreamingRidgeBase):
     Attributes
     ----------
     alpha_ : float
-        The chosen penalty: the smallest validation error, the larger penalty
-        on a tie.
+        The chosen penalty: the best validation score, the larger penalty on
+        a tie. A ``UserWarning`` says when it is the smallest or the largest
+        of ``alphas`` and better than its neighbour: the best penalty may
+        lie beyond the grid.
+    score_path_ : ndarray of shape (n_alphas,)
+        Validation score per penalty in ``alphas``: minus the mean squared
+        error pooled over the held-out rows and targets (``scoring=None``),
+        else the mean of ``scoring`` over the folds.
     mse_path_ : ndarray of shape (n_alphas,)
         Mean squared error on the held-out rows (over rows and targets) of
-        the fit to the other rows, per penalty in ``alphas``.
+        the fit to the other rows, per penalty; only with ``scoring=None``.
     coef_ : ndarray of shape (n_features_out,) or (n_targets, n_features_out)
         Weights of the features, refitted on all rows with ``alpha_``.
     intercept_ : float or ndarray of shape (n_targets,)
@@ -481,8 +520,12 @@ class StreamingRidgeCV(_StreamingRidgeBase):
 
     Rows of a trajectory that are close in time are alike, so a random
     held-out row has near neighbours among the fitted ones and the
-    validation error is optimistic; it still ranks the penalties, which is
-    all it is used for here.
+    validation error is optimistic, which favours small penalties. Pass the
+    trajectory of each row as ``groups`` (the ``groups`` of the ``make_``
+    functions and :func:`~skdiffusion.datasets.pairs_from_trajectories`) to
+    hold out whole trajectories, and a rollout scorer to choose the penalty
+    on what a surrogate is used for (see the user guide on model
+    selection).
 
     Examples
     --------
@@ -501,6 +544,8 @@ class StreamingRidgeCV(_StreamingRidgeBase):
         "alphas": ["array-like"],
         "transformer": [HasMethods(["fit", "transform"]), None],
         "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
+        "cv": ["cv_object"],
+        "scoring": [callable, None],
         "chunk_size": [Interval(Integral, 1, None, closed="left")],
         "fit_intercept": ["boolean"],
         "standardize": ["boolean"],
@@ -509,12 +554,14 @@ class StreamingRidgeCV(_StreamingRidgeBase):
     }
 
     def __init__(self, alphas=tuple(10.0**k for k in range(-10, 3)), *,
-                 transformer=None, validation_fraction=0.1, chunk_size=4096,
-                 fit_intercept=True, standardize=False, random_state=None,
-                 verbose=False):
+                 transformer=None, validation_fraction=0.1, cv=None, scoring=None,
+                 chunk_size=4096, fit_intercept=True, standardize=False,
+                 random_state=None, verbose=False):
         self.alphas = alphas
         self.transformer = transformer
         self.validation_fraction = validation_fraction
+        self.cv = cv
+        self.scoring = scoring
         self.chunk_size = chunk_size
         self.fit_intercept = fit_intercept
         self.standardize = standardize
@@ -535,7 +582,7 @@ class StreamingRidgeCV(_StreamingRidgeBase):
         return alphas
 
     def _held_out(self, n_samples):
-        """Boolean mask of the held-out rows."""
+        """Indices of the held-out rows of the default split."""
         n_held_out = math.ceil(self.validation_fraction * n_samples)
         if n_samples - n_held_out < 1:
             raise ValueError(
@@ -544,9 +591,61 @@ class StreamingRidgeCV(_StreamingRidgeBase):
                 "more samples."
             )
         rng = check_random_state(self.random_state)
-        mask = np.zeros(n_samples, dtype=bool)
-        mask[rng.choice(n_samples, n_held_out, replace=False)] = True
-        return mask
+        return rng.choice(n_samples, n_held_out, replace=False)
+
+    def _test_folds(self, X, y, groups):
+        """Row labels: the fold whose test rows hold the row, or n_folds."""
+        if self.cv is not None:
+            tests = [test for _, test in check_cv(self.cv).split(X, y, groups)]
+        elif groups is not None:
+            splitter = GroupShuffleSplit(
+                1, test_size=self.validation_fraction, random_state=self.random_state
+            )
+            tests = [test for _, test in splitter.split(X, y, groups)]
+        else:
+            tests = [self._held_out(len(X))]
+        folds = np.full(len(X), len(tests))
+        for fold, test in enumerate(tests):
+            if np.any(folds[test] < len(tests)):
+                raise ValueError(
+                    f"cv={self.cv!r} puts a row in the test rows of two splits; "
+                    "StreamingRidgeCV needs disjoint test folds (KFold, GroupKFold)."
+                )
+            folds[test] = fold
+        return folds, len(tests)
+
+    def _check_complements(self, X, y, groups):
+        """Refuse splits whose training rows are not all the other rows."""
+        if self.cv is None:
+            return
+        for train, test in check_cv(self.cv).split(X, y, groups):
+            if len(train) + len(test) != len(X):
+                raise ValueError(
+                    f"cv={self.cv!r} trains on fewer rows than those outside its "
+                    "test rows (as TimeSeriesSplit does); StreamingRidgeCV "
+                    "needs splits that train on every other row (KFold, "
+                    "GroupKFold, LeaveOneGroupOut)."
+                )
+
+    def _ridge_at(self, transformer, alpha, coef, intercept, y_ndim):
+        """A fitted :class:`StreamingRidge` with these weights, to score."""
+        ridge = StreamingRidge(
+            alpha, transformer=self.transformer, chunk_size=self.chunk_size,
+            fit_intercept=self.fit_intercept, standardize=self.standardize,
+        )
+        ridge.n_features_in_ = self.n_features_in_
+        ridge._set_solution(transformer, 0, y_ndim, coef, intercept)
+        return ridge
+
+    def _fold_scores(self, transformer, alphas, path, X, y):
+        """Score of each (coef, intercept) of ``path`` on the rows (X, y)."""
+        if self.scoring is None:
+            Y = y.reshape(len(y), -1)
+            return -self._validation_mse(transformer, path, X, Y) * len(X)
+        return np.array([
+            self.scoring(self._ridge_at(transformer, alpha, *weights, y.ndim), X, y)
+            for alpha, weights in zip(alphas, path, strict=True)
+        ])
 
     def _validation_mse(self, transformer, path, X, Y):
         """Mean squared error of each (coef, intercept) of path on (X, Y)."""
@@ -558,17 +657,50 @@ class StreamingRidgeCV(_StreamingRidgeBase):
             squared += np.einsum("ij,ij->j", error, error)
         return squared.reshape(len(path), -1).mean(axis=1) / len(X)
 
+    def _score_path(self, transformer, alphas, parts, folds, X, y):
+        """Validation score per penalty, over the folds."""
+        scores = []
+        for fold in range(len(parts) - 1):
+            kept = functools.reduce(
+                operator.add, [eq for i, eq in enumerate(parts) if i != fold]
+            )
+            path = kept.solve_path(alphas, self.fit_intercept, self.standardize)
+            test = folds == fold
+            fold_scores = self._fold_scores(transformer, alphas, path, X[test], y[test])
+            scores.append(fold_scores)
+        if self.scoring is None:  # pooled over all held-out rows
+            return np.sum(scores, axis=0) / np.sum(folds < len(parts) - 1)
+        return np.mean(scores, axis=0)
+
+    def _warn_at_edge(self, alphas, scores, best):
+        """Warn when the best penalty is an end of the grid and beats its neighbour."""
+        order = np.argsort(alphas, kind="stable")
+        for end, inner, word in ((order[0], order[1:2], "smallest"),
+                                 (order[-1], order[-2:-1], "largest")):
+            if best == end and inner.size and scores[best] > scores[inner[0]]:
+                warnings.warn(
+                    f"StreamingRidgeCV chose alpha={alphas[best]:.3g}, the {word} "
+                    f"of alphas, and it scored better than its neighbour: the "
+                    f"best penalty may lie beyond the grid; extend alphas.",
+                    UserWarning,
+                    stacklevel=6,
+                )
+
     @fit_context(prefer_skip_nested_validation=False)
-    def fit(self, X, y):
+    def fit(self, X, y, groups=None):
         """Choose the penalty on held-out rows, then fit on all rows.
 
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
             Training data (the transformer's input); ``validation_fraction``
-            of its rows are held out to score the penalties.
+            of its rows (or the ``cv`` folds) are held out to score the
+            penalties.
         y : array-like of shape (n_samples,) or (n_samples, n_targets)
             Targets, finite.
+        groups : array-like of shape (n_samples,) or None, default=None
+            Group of each row, e.g. its trajectory: with ``cv=None`` whole
+            groups are held out; a ``cv`` splitter receives them.
 
         Returns
         -------
@@ -578,28 +710,38 @@ class StreamingRidgeCV(_StreamingRidgeBase):
         """
         alphas = self._check_alphas()
         X, y = self._validate_xy(X, y, reset=True)
-        held_out = self._held_out(len(X))
+        if groups is not None:
+            groups = check_array(
+                groups, ensure_2d=False, dtype=None, input_name="groups"
+            )
+            check_consistent_length(X, groups)
+        self._check_complements(X, y, groups)
+        folds, n_folds = self._test_folds(X, y, groups)
         transformer = self._fit_transformer(X, y)
-        Y = y.reshape(len(y), -1)
-        kept, validation = self._accumulate(
-            "fit", transformer, X, Y, held_out=held_out
+        parts = self._accumulate(
+            "fit", transformer, X, y.reshape(len(y), -1), parts=folds,
+            n_parts=n_folds + 1,
         )
-        path = kept.solve_path(alphas, self.fit_intercept, self.standardize)
-        mse = self._validation_mse(transformer, path, X[held_out], Y[held_out])
+        scores = self._score_path(transformer, alphas, parts, folds, X, y)
         # ties go to the larger penalty
         order = np.argsort(-alphas, kind="stable")
-        best = order[np.argmin(mse[order])]
+        best = order[np.argmax(scores[order])]
         if self.verbose:
-            for alpha, error in zip(alphas, mse, strict=True):
+            what, sign = ("MSE", -1) if self.scoring is None else ("score", 1)
+            for alpha, score in zip(alphas, scores, strict=True):
                 print(
-                    f"StreamingRidgeCV: alpha {alpha:.1e} validation MSE {error:.4e}",
+                    f"StreamingRidgeCV: alpha {alpha:.1e} validation {what} "
+                    f"{sign * score:.4e}",
                     file=sys.stderr,
                 )
-        equations = kept + validation
+        self._warn_at_edge(alphas, scores, best)
+        equations = functools.reduce(operator.add, parts)
         [(coef, intercept)] = equations.solve_path(
             [alphas[best]], self.fit_intercept, self.standardize
         )
         self.alpha_ = float(alphas[best])
-        self.mse_path_ = mse
+        self.score_path_ = scores
+        if self.scoring is None:
+            self.mse_path_ = -scores
         self._set_solution(transformer, equations.n_samples, y.ndim, coef, intercept)
         return self

@@ -1,14 +1,26 @@
+import warnings
+
 import joblib
 import numpy as np
 import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 from sklearn.linear_model import Ridge
+from sklearn.metrics import make_scorer, mean_absolute_error
+from sklearn.model_selection import (
+    GroupKFold,
+    GroupShuffleSplit,
+    KFold,
+    ShuffleSplit,
+    TimeSeriesSplit,
+)
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from skdiffusion import RFFFeaturizer
+from skdiffusion.datasets import pairs_from_trajectories
 from skdiffusion.linear_model import StreamingRidge, StreamingRidgeCV
+from skdiffusion.metrics import make_rollout_scorer
 
 ALPHAS = (1e-6, 1e-2, 1.0, 1e2, 1e4, 1e6)
 
@@ -40,7 +52,8 @@ def test_validation_errors_are_those_of_ridge_on_the_other_rows(n_targets, stand
     model = StreamingRidgeCV(
         ALPHAS, standardize=standardize, chunk_size=64, random_state=0
     ).fit(X, y)
-    held_out = StreamingRidgeCV(random_state=0)._held_out(len(X))
+    held_out = np.zeros(len(X), dtype=bool)
+    held_out[StreamingRidgeCV(random_state=0)._held_out(len(X))] = True
     assert held_out.sum() == 40
     expected = []
     for alpha in ALPHAS:
@@ -176,3 +189,93 @@ def test_failed_refit_leaves_the_fit_unchanged():
         model.set_params(alphas=ALPHAS).fit(X, y[:-1])
     assert model.alpha_ == alpha
     assert_array_equal(model.predict(X), prediction)
+
+
+# --- folds, groups, scorers and the grid's edge ------------------------------
+
+
+def ridge_mse_on(X, y, train, test, alphas, standardize=False):
+    errors = []
+    for alpha in alphas:
+        ridge = make_pipeline(StandardScaler(with_std=standardize), Ridge(alpha))
+        ridge.fit(X[train], y[train])
+        errors.append(np.sum((ridge.predict(X[test]) - y[test]) ** 2))
+    return np.array(errors)
+
+
+def test_kfold_scores_pool_the_squared_errors_of_every_fold():
+    X, y = regression(n_features=20, noise=30.0)
+    model = StreamingRidgeCV(ALPHAS, cv=KFold(4), chunk_size=64).fit(X, y)
+    total = sum(ridge_mse_on(X, y, train, test, ALPHAS)
+                for train, test in KFold(4).split(X))
+    assert_allclose(model.mse_path_, total / len(X), rtol=1e-8)
+    assert_allclose(model.score_path_, -model.mse_path_)
+    assert model.alpha_ == ALPHAS[np.argmin(total)]
+
+
+def test_groups_hold_out_whole_trajectories():
+    X, y = regression(n_features=20, noise=30.0)
+    groups = np.repeat(np.arange(10), 40)
+    model = StreamingRidgeCV(ALPHAS, validation_fraction=0.3, random_state=0)
+    model.fit(X, y, groups=groups)
+    [(train, test)] = GroupShuffleSplit(1, test_size=0.3, random_state=0).split(
+        X, y, groups
+    )
+    assert len(np.unique(groups[test])) == 3
+    expected = ridge_mse_on(X, y, train, test, ALPHAS) / len(test)
+    assert_allclose(model.mse_path_, expected, rtol=1e-8)
+    by_group = StreamingRidgeCV(ALPHAS, cv=GroupKFold(5)).fit(X, y, groups=groups)
+    total = sum(ridge_mse_on(X, y, train, test, ALPHAS)
+                for train, test in GroupKFold(5).split(X, y, groups))
+    assert_allclose(by_group.mse_path_, total / len(X), rtol=1e-8)
+
+
+@pytest.mark.parametrize(
+    "cv, match",
+    [(TimeSeriesSplit(3), "every other row"), (ShuffleSplit(3, random_state=0),
+     "two splits")],
+)
+def test_splits_it_cannot_stream_are_refused(cv, match):
+    X, y = regression()
+    with pytest.raises(ValueError, match=match):
+        StreamingRidgeCV(cv=cv).fit(X, y)
+
+
+def test_warns_when_the_choice_is_an_end_of_the_grid():
+    X, y = regression(n_features=20, noise=30.0)
+    with pytest.warns(UserWarning, match="alpha=0.01, the smallest"):
+        StreamingRidgeCV((1e-2, 1e4, 1e6), random_state=0).fit(X, y)
+    with pytest.warns(UserWarning, match="alpha=1e-06, the largest"):
+        StreamingRidgeCV((1e-12, 1e-9, 1e-6), random_state=0).fit(X, 0 * y + 1.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        model = StreamingRidgeCV(ALPHAS, random_state=0).fit(X, y)
+    assert ALPHAS[0] < model.alpha_ < ALPHAS[-1]
+
+
+def test_a_scorer_sees_a_ridge_fitted_on_the_other_rows_of_each_fold():
+    X, y = regression(n_features=20, noise=30.0)
+    scorer = make_scorer(mean_absolute_error, greater_is_better=False)
+    model = StreamingRidgeCV(ALPHAS, cv=KFold(3), scoring=scorer).fit(X, y)
+    expected = [
+        np.mean([scorer(StreamingRidge(alpha).fit(X[train], y[train]), X[test],
+                        y[test]) for train, test in KFold(3).split(X)])
+        for alpha in ALPHAS
+    ]
+    assert_allclose(model.score_path_, expected, rtol=1e-8)
+    assert not hasattr(model, "mse_path_")
+    assert model.alpha_ == ALPHAS[np.argmax(expected)]
+
+
+def test_rollout_scoring_chooses_the_penalty_whose_rollouts_stay_on_the_circle():
+    # States on circles, y the increment: a large penalty shrinks the
+    # rotation, which one-step errors barely see and rollouts do.
+    angles = 0.2 * np.arange(200)
+    circles = [r * np.c_[np.cos(angles + r), np.sin(angles + r)] for r in (1, 2, 3)]
+    X, y, groups = pairs_from_trajectories(circles)
+    model = StreamingRidgeCV(
+        (1e-8, 30.0), cv=GroupKFold(3),
+        scoring=make_rollout_scorer(30, target="increment"),
+    ).fit(X, y, groups=groups)
+    assert model.alpha_ == 1e-8
+    assert model.score_path_[0] > -1e-6 > model.score_path_[1]
