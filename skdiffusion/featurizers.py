@@ -30,7 +30,13 @@ from ._torch_utils import (
     training_generator,
     warn_training_end,
 )
-from ._validation import check_array, validate_data, validate_params
+from ._validation import (
+    check_array,
+    check_finite,
+    check_memory,
+    validate_data,
+    validate_params,
+)
 from .diffusion import T_SAMPLINGS
 from .engine import LR_SCHEDULES
 
@@ -172,6 +178,14 @@ class RFFFeaturizer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
         rows = max(1, self._CHUNK_SIZE // self.n_components)
         for batch in row_chunks(X.shape[0], rows):
             self._fill(X[batch], weights, out[batch])
+        # Phases beyond the dtype's range give sin(inf) = NaN: tested on the
+        # output only when a bound on |X @ W| says they might (cheap otherwise).
+        reach = np.abs(X).max(axis=0, initial=0) @ np.abs(self.random_weights_)
+        if not np.all(reach < np.finfo(X.dtype).max / 2):
+            check_finite(out, "RFFFeaturizer.transform(X)", (
+                f"X has values up to {np.abs(X).max():.3g}, whose phases "
+                f"X @ W overflow {X.dtype}; standardise X first"
+            ))
         return out
 
     # Output elements per chunk of transform: a chunk's phases (256 kB in
@@ -775,6 +789,11 @@ class DiffusionFeaturizer(TransformerMixin, BaseEstimator):
             Generated states, in the units of the training states.
         """
         model, _ = self._network("sample")
+        # float32 out, then a float64 copy in training units: 16 bytes a value
+        width = self.n_features_in_
+        check_memory(
+            16 * n_samples * width, f"n_samples={n_samples} states of {width} values"
+        )
         samples = diffusion.generate(
             model,
             n_samples,
@@ -837,6 +856,9 @@ class DiffusionFeaturizer(TransformerMixin, BaseEstimator):
                 f"tau must be in 0..{self.n_diffusion_steps} (n_diffusion_steps), "
                 f"got {tau!r}."
             )
+        check_memory(
+            16 * X.size * n_members, f"n_members={n_members} members of {X.shape}"
+        )
         if n_steps is None:
             n_steps = diffusion.ensemble_steps(tau, self.n_diffusion_steps)
         members = diffusion.ensemble(

@@ -20,8 +20,9 @@ import numpy as np
 from scipy.spatial import cKDTree
 from sklearn.metrics import make_scorer
 from sklearn.utils import _safe_indexing
-from sklearn.utils._param_validation import Interval, StrOptions, validate_params
-from sklearn.utils.validation import check_array
+from sklearn.utils._param_validation import Interval, StrOptions
+
+from ._validation import check_array, check_numeric, validate_params
 
 __all__ = [
     "LYAPUNOV_EXPONENTS",
@@ -49,6 +50,7 @@ MTU). ``"lorenz96"``: about 1.68 (F = 8, 40 variables; the literature gives
 
 def _as_3d(a, name):
     """Return ``a`` as (n_samples, n_leads, n_features) and its original ndim."""
+    check_numeric(a, name)
     a = np.asarray(a, dtype=float)
     if a.ndim not in (1, 2, 3):
         raise ValueError(
@@ -149,10 +151,36 @@ def _normalised_squared_errors(y_true, y_pred, std):
         raise ValueError("y_true and y_pred must not contain infinity.")
     if std is None:
         std = np.nanstd(y_true, axis=(0, 1))
-    std = np.broadcast_to(np.asarray(std, dtype=float), y_true.shape[-1:])
-    if not np.all(std > 0):
-        raise ValueError(f"std must be positive for every feature, got {std}.")
+        if not np.all(std > 0):
+            raise ValueError(
+                "std must be positive for every feature; std=None took the "
+                f"standard deviation of y_true per feature, {std}: pass std."
+            )
+    std = _check_std(std, y_true.shape[-1])
     return ((y_pred - y_true) / std) ** 2, ndim
+
+
+def _check_std(std, n_features=None):
+    """`std` as positive finite floats of shape (n_features,), or a ValueError.
+
+    Without `n_features` only its values (and that it is a number or 1-D)
+    are checked, e.g. when a scorer is made.
+    """
+    check_numeric(std, "std")
+    values = np.asarray(std, dtype=float)
+    if values.ndim > 1 or (
+        n_features is not None and values.size not in (1, n_features)
+    ):
+        wanted = "(n_features,)" if n_features is None else f"({n_features},)"
+        raise ValueError(
+            f"std must be a number or have shape {wanted}, got shape "
+            f"{values.shape}."
+        )
+    if not np.all((values > 0) & np.isfinite(values)):
+        raise ValueError(
+            f"std must be positive and finite for every feature, got {std!r}."
+        )
+    return values if n_features is None else np.broadcast_to(values, (n_features,))
 
 
 def _nanmean_quiet(a, axis):
@@ -203,6 +231,8 @@ def make_nrmse_scorer(*, std=None):
     >>> bool(np.all(scores <= 0))
     True
     """
+    if std is not None:
+        _check_std(std)  # now, not when the search first scores
     return make_scorer(nrmse, greater_is_better=False, std=std)
 
 
@@ -682,9 +712,16 @@ def hellinger_distance(X, Y, *, bins=70, range=(-3.5, 3.5)):
     X = _check_samples(X, "X", ensure_all_finite=False)
     Y = _check_samples(Y, "Y", X.shape[1], ensure_all_finite=False)
     n_features = X.shape[1]
-    bins = np.broadcast_to(np.asarray(bins), (n_features,))
+    bins = np.asarray(bins)
+    if bins.ndim > 1 or bins.size not in (1, n_features):
+        raise ValueError(
+            f"bins must be an integer or have shape ({n_features},) (one per "
+            f"feature of X), got shape {bins.shape}."
+        )
+    bins = np.broadcast_to(bins.reshape(-1), (n_features,))
     if bins.dtype.kind not in "iu" or np.any(bins < 1):
         raise ValueError(f"bins must be positive integers, got {bins}.")
+    check_numeric(range, "range")
     range_ = np.asarray(range, dtype=float)
     if range_.shape not in {(2,), (n_features, 2)}:
         raise ValueError(
@@ -823,6 +860,7 @@ def extreme_fraction(generated, reference, *, quantiles=(0.01, 0.99)):
     """
     generated = _check_samples(generated, "generated")
     reference = _check_samples(reference, "reference", generated.shape[1])
+    check_numeric(quantiles, "quantiles")
     quantiles = np.asarray(quantiles, dtype=float)
     if quantiles.shape != (2,) or not 0 <= quantiles[0] < quantiles[1] <= 1:
         raise ValueError(

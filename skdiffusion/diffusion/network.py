@@ -12,6 +12,7 @@ by t (training), or computed once per fixed time (features, sampling).
 """
 
 import math
+from numbers import Integral, Real
 
 import torch
 import torch.nn.functional as F
@@ -50,6 +51,12 @@ def _check_activation(activation):
         raise ValueError(
             f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}."
         )
+
+
+def _check_int(name, value, low):
+    """Raise a ValueError unless `value` is an integer >= `low` (not a bool)."""
+    if isinstance(value, bool) or not isinstance(value, Integral) or value < low:
+        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}.")
 
 
 def timestep_embedding(t, dim=512, max_period=10000.0):
@@ -147,7 +154,17 @@ class Denoiser(nn.Module):
     ):
         super().__init__()
         _check_activation(activation)
-        if time_embedding_dim < 4 or time_embedding_dim % 2:
+        for name, value, low in [
+            ("n_features", n_features, 1), ("n_hidden", n_hidden, 1),
+            ("n_blocks", n_blocks, 0), ("n_steps", n_steps, 1),
+            ("time_embedding_dim", time_embedding_dim, 4),
+        ]:
+            _check_int(name, value, low)
+        if not (isinstance(max_period, Real) and 1 < max_period < math.inf):
+            raise ValueError(
+                f"max_period must be a finite number > 1, got {max_period!r}."
+            )
+        if time_embedding_dim % 2:
             raise ValueError(
                 "time_embedding_dim must be an even integer >= 4, got "
                 f"{time_embedding_dim!r}."
@@ -367,7 +384,9 @@ class ConvDenoiser(Denoiser):
         activation="relu",
         kernel_size=5,
     ):
-        if kernel_size < 1 or kernel_size % 2 == 0:
+        _check_int("kernel_size", kernel_size, 1)
+        _check_int("n_blocks", n_blocks, 0)
+        if kernel_size % 2 == 0:
             raise ValueError(f"kernel_size must be odd and >= 1, got {kernel_size!r}.")
         super().__init__(
             1, n_hidden, 0, time_embedding_dim, max_period, n_steps, activation

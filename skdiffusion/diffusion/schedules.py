@@ -7,6 +7,7 @@ A noised state is ``z_t = sqrt(alpha_bar[t]) * x + sigma[t] * eps`` with
 
 import math
 from dataclasses import dataclass
+from numbers import Integral, Real
 
 import torch
 
@@ -50,8 +51,13 @@ class Schedule:
 
 
 def _check_n_steps(n_steps):
-    if isinstance(n_steps, bool) or not isinstance(n_steps, int) or n_steps < 1:
+    # numpy integers are integers; bools are not, though Python says they are
+    if isinstance(n_steps, bool) or not isinstance(n_steps, Integral) or n_steps < 1:
         raise ValueError(f"n_steps must be a positive integer, got {n_steps!r}.")
+
+
+def _is_real(value):
+    return isinstance(value, Real) and not isinstance(value, bool)
 
 
 def _from_betas(betas):
@@ -81,10 +87,11 @@ def cosine_schedule(n_steps=1000, s=0.008, max_beta=0.9):
         The schedule, float64.
     """
     _check_n_steps(n_steps)
-    if not 0.0 < max_beta <= 1.0:
+    if not (_is_real(max_beta) and 0.0 < max_beta <= 1.0):
         raise ValueError(f"max_beta must be in (0, 1], got {max_beta!r}.")
-    if s < 0:
-        raise ValueError(f"s must be non-negative, got {s!r}.")
+    if not (_is_real(s) and 0.0 <= s < math.inf):
+        raise ValueError(f"s must be a finite number >= 0, got {s!r}.")
+    n_steps = int(n_steps)
     time = torch.arange(n_steps + 1, dtype=torch.float64) / n_steps
     f = torch.cos(0.5 * math.pi * (time + s) / (1.0 + s)) ** 2
     betas = (1.0 - f[1:] / f[:-1]).clamp(max=max_beta)
@@ -107,12 +114,17 @@ def linear_schedule(n_steps=1000, beta_start=1e-4, beta_end=0.03):
         The schedule, float64.
     """
     _check_n_steps(n_steps)
-    if not 0.0 < beta_start <= beta_end < 1.0:
+    if not (
+        _is_real(beta_start) and _is_real(beta_end)
+        and 0.0 < beta_start <= beta_end < 1.0
+    ):
         raise ValueError(
             "Need 0 < beta_start <= beta_end < 1, got "
             f"beta_start={beta_start!r}, beta_end={beta_end!r}."
         )
-    betas = torch.linspace(beta_start, beta_end, n_steps, dtype=torch.float64)
+    betas = torch.linspace(
+        float(beta_start), float(beta_end), int(n_steps), dtype=torch.float64
+    )
     return _from_betas(betas)
 
 
@@ -127,7 +139,7 @@ def get_schedule(name, n_steps=1000):
     ValueError
         If `name` is not a known schedule.
     """
-    if name not in SCHEDULES:
+    if not isinstance(name, str) or name not in SCHEDULES:
         raise ValueError(
             f"Unknown schedule {name!r}; expected one of {sorted(SCHEDULES)}."
         )
