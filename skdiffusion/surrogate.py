@@ -1,12 +1,20 @@
 """Surrogate models: a regressor of the increment, rolled out as a forecast."""
 
+import inspect
 import warnings
 from numbers import Integral, Real
 
 import numpy as np
 from sklearn.base import BaseEstimator, RegressorMixin, clone
 from sklearn.linear_model import LinearRegression
-from sklearn.utils._param_validation import HasMethods, Interval
+from sklearn.pipeline import Pipeline
+from sklearn.utils._metadata_requests import (
+    MetadataRouter,
+    MethodMapping,
+    _routing_enabled,
+    process_routing,
+)
+from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils._tags import get_tags
 from sklearn.utils.validation import check_is_fitted
 
@@ -28,6 +36,9 @@ class SurrogateForecaster(RegressorMixin, BaseEstimator):
         X + regressor.predict(X)             # predict: the next state
         forecast(X0, n_steps)                # predict, fed back n_steps times
 
+    With ``target="increment"``, ``y`` is the increment itself (the ``y`` of
+    the ``make_`` functions) and ``predict`` returns increments.
+
     Parameters
     ----------
     regressor : object, default=None
@@ -40,6 +51,13 @@ class SurrogateForecaster(RegressorMixin, BaseEstimator):
         ``blowup_threshold`` training standard deviations in any state
         variable counts as blown up, as does a non-finite state. None keeps
         only the non-finite test.
+    target : {"next_state", "increment"}, default="next_state"
+        What ``y`` holds in fit (and ``predict`` returns): the next states,
+        or the increments ``next state - state`` (the ``y`` of
+        :func:`~skdiffusion.datasets.make_lorenz63` and the other ``make_``
+        functions). Forecasts are states either way. With
+        ``"next_state"``, a ``y`` closer to 0 than to the state columns of
+        ``X`` gets a ``UserWarning``: it looks like increments.
     ring : bool, default=False
         Whether the state is a field on a ring of sites with the same
         dynamics at every site (Lorenz 96) and ``regressor`` takes rings of
@@ -58,7 +76,8 @@ class SurrogateForecaster(RegressorMixin, BaseEstimator):
         The fitted clone of ``regressor``.
     n_state_features_ : int
         Number of state variables: the columns of ``y``. They are the first
-        ``n_state_features_`` columns of ``X``.
+        ``n_state_features_`` columns of ``X``; any others are constant
+        inputs (a ``UserWarning`` in fit says so).
     state_mean_ : ndarray of shape (`n_state_features_`,) or (1,)
         Mean of the training next states ``y``, per state variable, or over
         all sites (shape (1,)) with ``ring=True``.
@@ -79,9 +98,18 @@ class SurrogateForecaster(RegressorMixin, BaseEstimator):
 
     Notes
     -----
-    ``y`` holds next *states*, so ``predict`` estimates ``y`` and every sklearn
-    scorer applies. :func:`skdiffusion.datasets.make_lorenz63` returns
-    increments as its ``y``: pass ``data.X + data.y``.
+    By default ``y`` holds next *states*, so ``predict`` estimates ``y`` and
+    every sklearn scorer applies. :func:`skdiffusion.datasets.make_lorenz63`
+    returns increments as its ``y``: pass ``data.X + data.y``, or ``data.y``
+    with ``target="increment"``.
+
+    ``fit(X, y, groups=...)`` hands ``groups`` (e.g. the trajectory of each
+    row) to the regressor, e.g. to a
+    :class:`~skdiffusion.linear_model.StreamingRidgeCV` that holds out whole
+    trajectories: with sklearn's metadata routing enabled, as routed
+    (``set_fit_request(groups=True)`` on the consumer); without it, to the
+    regressor or the last step of a pipeline when its ``fit`` takes
+    ``groups``, and a ``ValueError`` otherwise.
 
     Any columns of ``X`` beyond the first ``n_state_features_`` are inputs
     that the dynamics do not change (a forcing, a parameter): ``forecast``
@@ -116,14 +144,16 @@ class SurrogateForecaster(RegressorMixin, BaseEstimator):
     _parameter_constraints: dict = {
         "regressor": [HasMethods(["fit", "predict"]), None],
         "blowup_threshold": [Interval(Real, 0, None, closed="neither"), None],
+        "target": [StrOptions({"next_state", "increment"})],
         "ring": ["boolean"],
         "verbose": ["verbose"],
     }
 
-    def __init__(self, regressor=None, *, blowup_threshold=10.0, ring=False,
-                 verbose=False):
+    def __init__(self, regressor=None, *, blowup_threshold=10.0,
+                 target="next_state", ring=False, verbose=False):
         self.regressor = regressor
         self.blowup_threshold = blowup_threshold
+        self.target = target
         self.ring = ring
         self.verbose = verbose
 
@@ -141,9 +171,10 @@ class SurrogateForecaster(RegressorMixin, BaseEstimator):
             States (plus any constant inputs after the state variables).
         y : array-like of shape (n_samples, n_state_features) or (n_samples,)
             Next states: the value of ``X[:, :n_state_features]`` one step
-            later. Must be finite.
+            later (or its increment, with ``target="increment"``). Must be
+            finite.
         **fit_params : dict
-            Passed to the regressor's ``fit``.
+            Passed to the regressor's ``fit`` (``groups`` too: see Notes).
 
         Returns
         -------
@@ -151,9 +182,11 @@ class SurrogateForecaster(RegressorMixin, BaseEstimator):
             The fitted forecaster; unchanged if the fit raises.
         """
         dtype = [np.float64, np.float32]
-        X, y = validate_data(self, X, y, multi_output=True, y_numeric=True, dtype=dtype)
-        next_state = y.reshape(len(y), -1)
-        n_state = next_state.shape[1]
+        X, y = validate_data(
+            self, X, y, multi_output=True, y_numeric=True, dtype=dtype,
+            ensure_min_samples=2,
+        )
+        n_state = y.reshape(len(y), -1).shape[1]
         if n_state > X.shape[1]:
             raise ValueError(
                 f"y has {n_state} columns but X only {X.shape[1]}: y must hold "
@@ -165,9 +198,10 @@ class SurrogateForecaster(RegressorMixin, BaseEstimator):
                 "must hold the next value of every column of X (every column "
                 "is a site of the ring)."
             )
-        increment = next_state - X[:, :n_state]
+        next_state, increment = self._state_and_increment(X, y)
         regressor = clone(self._get_regressor())
-        regressor.fit(X, increment.reshape(y.shape), **fit_params)
+        routed = self._routed_fit_params(regressor, fit_params)
+        regressor.fit(X, increment.reshape(y.shape), **routed)
 
         # by translation symmetry, one climatology for all sites of a ring
         moments = next_state.reshape(-1, 1) if self.ring else next_state
@@ -178,12 +212,77 @@ class SurrogateForecaster(RegressorMixin, BaseEstimator):
         self.state_scale_ = np.where(scale > 0, scale, 1.0)
         self._y_ndim = y.ndim
         self._fitted_ring = self.ring
+        self._fitted_target = self.target
         return self
+
+    def _state_and_increment(self, X, y):
+        """Next states and increments, shaped (n_samples, n_state), and checks."""
+        Y = y.reshape(len(y), -1)
+        n_state, state = Y.shape[1], X[:, : Y.shape[1]]
+        if self.target == "increment":
+            return state + Y, Y
+        # y holds next states; increments (the make_ functions' y) are near 0
+        to_state, to_zero = np.mean((Y - state) ** 2), np.mean(Y**2)
+        if to_zero < to_state:
+            warnings.warn(
+                f"y looks like increments, not next states: its mean squared "
+                f"distance to 0 ({to_zero:.3g}) is below that to the state "
+                f"columns of X ({to_state:.3g}). Pass target='increment' if y "
+                "holds increments (the y of the make_ functions), or the next "
+                "states X + increment.",
+                UserWarning,
+                stacklevel=6,
+            )
+        if n_state < X.shape[1] and not self.ring:
+            warnings.warn(
+                f"y has {n_state} columns and X {X.shape[1]}: the last "
+                f"{X.shape[1] - n_state} columns of X are taken as constant "
+                "inputs (a forcing, a parameter) that forecast keeps at their "
+                "initial values. If they are state variables, give y all "
+                "columns.",
+                UserWarning,
+                stacklevel=6,
+            )
+        return Y, Y - state
+
+    def _routed_fit_params(self, regressor, fit_params):
+        """The regressor's fit parameters: metadata routing, else ``groups``
+        to the regressor (or a pipeline's last step) whose fit takes them."""
+        if _routing_enabled():
+            return process_routing(self, "fit", **fit_params).regressor.fit
+        if "groups" not in fit_params:
+            return fit_params
+        pipeline = isinstance(regressor, Pipeline)
+        consumer = regressor.steps[-1][1] if pipeline else regressor
+        if "groups" not in inspect.signature(consumer.fit).parameters:
+            raise ValueError(
+                f"groups were given, but {type(consumer).__name__}.fit takes no "
+                "groups; use a regressor that does (StreamingRidgeCV holds out "
+                "whole groups), or enable sklearn's metadata routing."
+            )
+        params = dict(fit_params)
+        if pipeline:
+            params[f"{regressor.steps[-1][0]}__groups"] = params.pop("groups")
+        return params
+
+    def get_metadata_routing(self):
+        """Route fit's metadata to the regressor's fit (sklearn's routing).
+
+        Returns
+        -------
+        routing : MetadataRouter
+            The routing of this forecaster.
+        """
+        return MetadataRouter(owner=self).add(
+            regressor=self._get_regressor(),
+            method_mapping=MethodMapping().add(caller="fit", callee="fit"),
+        )
 
     def _check_states(self, X, use):
         """Validated states: of the fitted width, or a ring of any size."""
         check_is_fitted(self)
-        check_unchanged(self, {"ring": self._fitted_ring}, use)
+        fitted = {"ring": self._fitted_ring, "target": self._fitted_target}
+        check_unchanged(self, fitted, use)
         if self.ring:
             return check_ring(self, X)
         return validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
@@ -212,14 +311,18 @@ class SurrogateForecaster(RegressorMixin, BaseEstimator):
         Returns
         -------
         y_pred : ndarray of shape (n_samples, `n_state_features_`) or (n_samples,)
-            ``X[:, :n_state_features_]`` plus the predicted increment, with the
+            ``X[:, :n_state_features_]`` plus the predicted increment (the
+            increment alone with ``target="increment"``), with the
             dimensions of the ``y`` seen in fit; with ``ring=True``, one
             column per site of ``X``.
         """
         X = self._check_states(X, "predict")
-        next_state = self._step(X)[:, : self._n_state(X)]
-        one_column = self._y_ndim == 1 and next_state.shape[1] == 1
-        return next_state[:, 0] if one_column else next_state
+        n_state = self._n_state(X)
+        predicted = self._step(X)[:, :n_state]
+        if self._fitted_target == "increment":
+            predicted = predicted - X[:, :n_state]
+        one_column = self._y_ndim == 1 and predicted.shape[1] == 1
+        return predicted[:, 0] if one_column else predicted
 
     def _blown_up(self, states):
         """Rows of ``states`` that are non-finite or beyond the threshold."""

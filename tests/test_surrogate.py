@@ -4,15 +4,16 @@ import joblib
 import numpy as np
 import pytest
 from numpy.testing import assert_allclose, assert_array_equal
-from sklearn.base import BaseEstimator, RegressorMixin
-from sklearn.exceptions import NotFittedError
+from sklearn import config_context
+from sklearn.base import BaseEstimator, RegressorMixin, clone
+from sklearn.exceptions import NotFittedError, UnsetMetadataPassedError
 from sklearn.linear_model import LinearRegression, Ridge
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import PolynomialFeatures, StandardScaler
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from skdiffusion.datasets import make_lorenz96, normalize_states
-from skdiffusion.linear_model import StreamingRidge
+from skdiffusion.linear_model import StreamingRidge, StreamingRidgeCV
 from skdiffusion.metrics import nrmse
 from skdiffusion.spatial import PeriodicPatches, SiteWiseRegressor
 from skdiffusion.surrogate import SurrogateForecaster
@@ -342,3 +343,86 @@ def test_conv_featurizer_and_site_wise_ridge_forecast_another_ring_size():
     # the same state on every site stays uniform: translation equivariance
     last = trajectories[:, -1]
     assert_allclose(last, np.broadcast_to(last[:, :1], last.shape), rtol=1e-5)
+
+
+# --- what y holds, constant inputs, groups, one row ---------------------------
+
+
+def lorenz63_pairs():
+    from skdiffusion.datasets import make_lorenz63
+
+    data = make_lorenz63(2, 300, burn_in=500, random_state=0)
+    return data.X, data.y, data.groups
+
+
+def test_increment_targets_fit_the_same_model_and_predict_increments():
+    X, increment, _ = lorenz63_pairs()
+    by_state = SurrogateForecaster(Ridge(1e-3)).fit(X, X + increment)
+    by_increment = SurrogateForecaster(Ridge(1e-3), target="increment")
+    by_increment.fit(X, increment)
+    assert_allclose(by_increment.predict(X), by_state.predict(X) - X, atol=1e-10)
+    assert_allclose(by_increment.forecast(X[:3], 5), by_state.forecast(X[:3], 5))
+    assert_allclose(by_increment.state_mean_, by_state.state_mean_)
+    by_increment.set_params(target="next_state")
+    with pytest.raises(ValueError, match="target"):
+        by_increment.predict(X)
+
+
+def test_increments_passed_as_next_states_get_a_warning():
+    X, increment, _ = lorenz63_pairs()
+    with pytest.warns(UserWarning, match="looks like increments") as record:
+        SurrogateForecaster(Ridge()).fit(X, increment)
+    assert record[0].filename == __file__
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        SurrogateForecaster(Ridge()).fit(X, X + increment)
+        SurrogateForecaster(Ridge(), target="increment").fit(X, increment)
+
+
+def test_narrower_y_warns_that_the_other_columns_are_constant_inputs():
+    X, y = linear_system()
+    forcing = np.c_[X, np.full(len(X), 8.0)]
+    with pytest.warns(UserWarning, match="last 1 columns of X are taken as constant"):
+        model = SurrogateForecaster(LinearRegression()).fit(forcing, y)
+    assert_allclose(model.forecast(forcing[:2], 3)[:, :, 2], 8.0)
+
+
+def test_groups_reach_a_streaming_ridge_cv_directly_or_in_a_pipeline():
+    X, increment, groups = lorenz63_pairs()
+    alphas = (1e-6, 1e-3, 1.0)
+    ridge = StreamingRidgeCV(alphas, validation_fraction=0.5, random_state=0)
+    expected = clone(ridge).fit(X, increment, groups=groups)
+    direct = SurrogateForecaster(ridge, target="increment")
+    direct.fit(X, increment, groups=groups)
+    assert_allclose(direct.regressor_.mse_path_, expected.mse_path_)
+    piped = SurrogateForecaster(make_pipeline(StandardScaler(), ridge),
+                                target="increment").fit(X, increment, groups=groups)
+    scaled = StandardScaler().fit_transform(X)
+    by_hand = clone(ridge).fit(scaled, increment, groups=groups)
+    assert_allclose(piped.regressor_[-1].mse_path_, by_hand.mse_path_)
+    # without groups another split is held out: a different path
+    assert not np.allclose(
+        clone(ridge).fit(X, increment).mse_path_, expected.mse_path_
+    )
+    with pytest.raises(ValueError, match="Ridge.fit takes no groups"):
+        SurrogateForecaster(Ridge()).fit(X, X + increment, groups=groups)
+
+
+def test_groups_follow_sklearn_metadata_routing_when_enabled():
+    X, increment, groups = lorenz63_pairs()
+    ridge = StreamingRidgeCV((1e-6, 1.0), validation_fraction=0.5, random_state=0)
+    expected = clone(ridge).fit(X, increment, groups=groups)
+    with config_context(enable_metadata_routing=True):
+        requested = clone(ridge).set_fit_request(groups=True)
+        model = SurrogateForecaster(requested, target="increment")
+        model.fit(X, increment, groups=groups)
+        assert_allclose(model.regressor_.mse_path_, expected.mse_path_)
+        with pytest.raises(UnsetMetadataPassedError):
+            SurrogateForecaster(clone(ridge), target="increment").fit(
+                X, increment, groups=groups
+            )
+
+
+def test_one_row_is_refused():
+    with pytest.raises(ValueError, match="1 sample"):
+        SurrogateForecaster(Ridge()).fit(np.ones((1, 3)), np.ones((1, 3)))
