@@ -4,10 +4,15 @@
   :class:`DiffusionEnsemble`, :class:`StaticCovarianceEnsemble`,
   :class:`ClimatologyEnsemble`.
 - Analysis steps, batched over independent experiments:
-  :func:`enoi_analysis`, :func:`var3d_analysis`, :func:`etkf_analysis`.
-- Methods to cycle: :class:`EnOI`, :class:`ThreeDVar`, :class:`ETKF`.
-- Twin experiments and their tuning: :func:`run_twin_experiment`,
-  :func:`tune_twin_experiment`.
+  :func:`enoi_analysis`, :func:`var3d_analysis`, :func:`etkf_analysis`,
+  :func:`letkf_analysis`.
+- Localisation on a periodic ring of sites (Lorenz 96): :func:`gaspari_cohn`,
+  :func:`ring_distances`.
+- Methods to cycle: :class:`EnOI`, :class:`ThreeDVar`,
+  :class:`OptimalInterpolation`, :class:`ETKF`, :class:`LETKF`.
+- Twin experiments, their tuning and diagnostics:
+  :func:`run_twin_experiment`, :func:`tune_twin_experiment`,
+  :func:`rank_histogram`.
 
 Finn et al. (2024) turn a deterministic Lorenz 1963 forecast into an ensemble
 by partial diffusion and use it in ensemble optimal interpolation (EnOI).
@@ -17,6 +22,7 @@ from ._analysis import (
     enoi_analysis,
     ensemble_transform,
     etkf_analysis,
+    letkf_analysis,
     observation_matrix,
     var3d_analysis,
 )
@@ -27,22 +33,29 @@ from ._ensembles import (
     DiffusionEnsemble,
     StaticCovarianceEnsemble,
 )
-from ._methods import ETKF, EnOI, ThreeDVar
-from ._twin import run_twin_experiment, tune_twin_experiment
+from ._localization import gaspari_cohn, ring_distances
+from ._methods import ETKF, LETKF, EnOI, OptimalInterpolation, ThreeDVar
+from ._twin import rank_histogram, run_twin_experiment, tune_twin_experiment
 
 __all__ = [
     "ETKF",
+    "LETKF",
     "LORENZ63_B_DIAGONAL",
     "LORENZ63_B_FULL",
     "ClimatologyEnsemble",
     "DiffusionEnsemble",
     "EnOI",
+    "OptimalInterpolation",
     "StaticCovarianceEnsemble",
     "ThreeDVar",
     "enoi_analysis",
     "ensemble_transform",
     "etkf_analysis",
+    "gaspari_cohn",
+    "letkf_analysis",
     "observation_matrix",
+    "rank_histogram",
+    "ring_distances",
     "run_twin_experiment",
     "tune_twin_experiment",
     "var3d_analysis",

@@ -11,6 +11,8 @@ from numbers import Integral, Real
 import numpy as np
 from sklearn.utils._param_validation import Interval, validate_params
 
+from ._localization import gaspari_cohn, observation_sites, ring_distances
+
 # What an observation operator and its error may be, in every function here.
 _OBSERVATION_CONSTRAINTS = {
     "observations": ["array-like"],
@@ -107,7 +109,7 @@ def check_obs_error_std(obs_error_std, n_obs):
 def _check_array(name, array, shape):
     """Cast to float64 and check the shape; names (str) in ``shape`` are free sizes."""
     array = np.asarray(array, dtype=np.float64)
-    expected = "(" + ", ".join(str(s) for s in shape) + ")"
+    expected = str(tuple(shape)).replace("'", "")
     if array.ndim != len(shape) or any(
         isinstance(s, Integral) and s != a
         for s, a in zip(shape, array.shape, strict=True)
@@ -402,9 +404,24 @@ def var3d_analysis(forecast, observations, *, covariance, obs_error_std,
         observations, obs_operator, obs_error_std, forecast=forecast,
         n_features=B.shape[0],
     )
-    gain = np.linalg.solve(H @ B @ H.T + np.diag(std**2), H @ B).T
-    analysis = forecast + (observations - forecast @ H.T) @ gain.T
-    return analysis, B - gain @ H @ B
+    return gain_update(forecast, B, observations, H, std)
+
+
+def gain_update(forecast, B, observations, H, std):
+    """The Kalman update of ``forecast`` with covariance ``B``, one or one per row.
+
+    ``B`` has shape (n_features, n_features) or (n, n_features, n_features)
+    (a localised ensemble covariance per experiment); it need only be
+    positive semi-definite, as ``R`` makes the innovation covariance
+    invertible. Returns the analyses and ``(I - K H) B`` of the same shape
+    as ``B``.
+    """
+    HB = H @ B
+    innovation_cov = HB @ H.T + np.diag(std**2)
+    gain = np.swapaxes(np.linalg.solve(innovation_cov, HB), -1, -2)
+    innovation = observations - forecast @ H.T
+    analysis = forecast + np.einsum("...dp,...p->...d", gain, innovation)
+    return analysis, B - gain @ HB
 
 
 def check_covariance(covariance, n_features=None):
@@ -435,3 +452,102 @@ def check_covariance(covariance, n_features=None):
     if np.linalg.eigvalsh(B).min() <= 0:
         raise ValueError("covariance must be symmetric positive definite.")
     return B
+
+
+def local_observations(H, radius):
+    """Each site's nearby observations and their tapers, padded to one width.
+
+    Returns ``index`` and ``weight`` of shape (n_sites, n_local): the
+    observations within the Gaspari-Cohn support of each site, nearest
+    first, and the square root of their taper (0 for padding), which
+    divides the observation error std as in R-localisation.
+    """
+    taper = gaspari_cohn(ring_distances(H.shape[1], observation_sites(H)), radius)
+    n_local = max(1, int((taper > 0).sum(axis=1).max()))
+    index = np.argsort(-taper, axis=1, kind="stable")[:, :n_local]
+    return index, np.sqrt(np.take_along_axis(taper, index, axis=1))
+
+
+@validate_params(
+    {
+        "ensemble": ["array-like"],
+        **_OBSERVATION_CONSTRAINTS,
+        "inflation": [Interval(Real, 0, None, closed="neither")],
+        "localization_radius": [Interval(Real, 0, None, closed="neither")],
+    },
+    prefer_skip_nested_validation=True,
+)
+def letkf_analysis(ensemble, observations, *, obs_error_std, localization_radius,
+                   obs_operator=None, inflation=1.0):
+    """Local ensemble transform Kalman filter analysis on a periodic ring of sites.
+
+    Every site gets its own ensemble transform (:func:`ensemble_transform`)
+    from the observations near it, each weighted by the Gaspari-Cohn taper
+    of its distance (:func:`gaspari_cohn`; the observation error std is
+    divided by the taper's square root), and updates only its own
+    variable. All local analyses of all experiments are one batched call.
+
+    Parameters
+    ----------
+    ensemble : array-like of shape (n, n_members, n_sites)
+        Background ensembles; variable ``i`` lives at site ``i`` of a ring.
+    observations : array-like of shape (n, n_obs)
+        Observations.
+    obs_error_std : float or array-like of shape (n_obs,)
+        Standard deviation of the observation errors.
+    localization_radius : float
+        Radius in sites: the taper is 0.635 there and zero beyond
+        3.65 radii.
+    obs_operator : None, list of int or array-like of shape (n_obs, n_sites), \
+            default=None
+        Linear observation operator; an observation is located at the site
+        its row weighs most (with an index list: the observed sites).
+    inflation : float, default=1.0
+        Multiplicative inflation of the background covariance, applied in
+        every local analysis.
+
+    Returns
+    -------
+    analysis_ensemble : ndarray of shape (n, n_members, n_sites)
+        Analysis members.
+
+    See Also
+    --------
+    etkf_analysis : The global analysis (the limit of an infinite radius).
+    gaspari_cohn : The taper.
+
+    Notes
+    -----
+    Hunt, Kostelich & Szunyogh (2007), Physica D 230, 112-126, with the
+    observation-error localisation of their section 2.3. A local problem has
+    at most ``n_members x n_local`` entries (29 observations for radius 4
+    with every site observed), so the cost grows linearly with the number
+    of sites.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skdiffusion.assimilation import letkf_analysis
+    >>> ens = np.random.default_rng(0).normal(size=(1, 10, 40))
+    >>> letkf_analysis(ens, np.zeros((1, 40)), obs_error_std=1.0,
+    ...                localization_radius=4).shape
+    (1, 10, 40)
+    """
+    _, ensemble, observations, H, std = _check_analysis(
+        observations, obs_operator, obs_error_std, ensemble=ensemble
+    )
+    n, n_members, n_sites = ensemble.shape
+    index, weight = local_observations(H, localization_radius)
+    center = ensemble.mean(axis=1)
+    perturbations = ensemble - center[:, None]
+    obs_perturbations = (perturbations @ H.T / std)[:, :, index] * weight
+    innovation = ((observations - center @ H.T) / std)[:, index] * weight
+    mean_weights, transform = ensemble_transform(
+        np.moveaxis(obs_perturbations, 1, 2).reshape(-1, n_members, index.shape[1]),
+        innovation.reshape(-1, index.shape[1]),
+        inflation,
+    )
+    weights = (mean_weights[:, :, None] + transform).reshape(
+        n, n_sites, n_members, n_members
+    )
+    return center[:, None] + np.einsum("nsij,nis->njs", weights, perturbations)

@@ -46,6 +46,21 @@ def _check_states(X, n_features=None):
     return X
 
 
+def _per_feature(name, value, default, n_features):
+    """A finite per-feature array of length ``n_features``; ``None`` is ``default``."""
+    if value is None:
+        return np.full(n_features, default)
+    array = np.asarray(value, dtype=np.float64)
+    if array.shape != (n_features,):
+        raise ValueError(
+            f"{name} must have shape ({n_features},), one value per feature of X, "
+            f"got shape {array.shape}."
+        )
+    if not np.all(np.isfinite(array)):
+        raise ValueError(f"{name} contains NaN or infinity.")
+    return array
+
+
 class StaticCovarianceEnsemble(BaseEstimator):
     """Gaussian ensembles with a fixed covariance, centred on each state.
 
@@ -54,10 +69,10 @@ class StaticCovarianceEnsemble(BaseEstimator):
 
     Parameters
     ----------
-    covariance : array-like of shape (n_features, n_features), \
-            default=LORENZ63_B_DIAGONAL
+    covariance : array-like of shape (n_features, n_features), default=None
         Background error covariance ``B``, symmetric positive definite, in
-        the units of the states.
+        the units of the states; ``None`` is the paper's Lorenz 1963 matrix
+        :data:`LORENZ63_B_DIAGONAL`.
     inflation : float, default=1.0
         Factor multiplying ``covariance`` (the perturbations are multiplied
         by its square root).
@@ -85,12 +100,12 @@ class StaticCovarianceEnsemble(BaseEstimator):
     """
 
     _parameter_constraints: dict = {
-        "covariance": ["array-like"],
+        "covariance": [None, "array-like"],
         "inflation": [Interval(Real, 0, None, closed="neither")],
         "n_members": [Interval(Integral, 2, None, closed="left")],
     }
 
-    def __init__(self, covariance=LORENZ63_B_DIAGONAL, *, inflation=1.0, n_members=50):
+    def __init__(self, covariance=None, *, inflation=1.0, n_members=50):
         self.covariance = covariance
         self.inflation = inflation
         self.n_members = n_members
@@ -111,7 +126,8 @@ class StaticCovarianceEnsemble(BaseEstimator):
             Members; each ensemble's mean is the corresponding row of ``X``.
         """
         check_settings(self)
-        B = check_covariance(self.covariance)
+        covariance = LORENZ63_B_DIAGONAL if self.covariance is None else self.covariance
+        B = check_covariance(covariance)
         X = _check_states(X, B.shape[0])
         rng = check_random_state(random_state)
         z = rng.standard_normal((X.shape[0], self.n_members, X.shape[1]))
@@ -277,8 +293,10 @@ class DiffusionEnsemble(BaseEstimator):
 
         check_settings(self)
         X = _check_states(X)
-        shift = np.zeros(X.shape[1]) if self.shift is None else np.asarray(self.shift)
-        scale = np.ones(X.shape[1]) if self.scale is None else np.asarray(self.scale)
+        shift = _per_feature("shift", self.shift, 0.0, X.shape[1])
+        scale = _per_feature("scale", self.scale, 1.0, X.shape[1])
+        if np.any(scale <= 0):
+            raise ValueError(f"scale must be positive, got {self.scale!r}.")
         seed = check_random_state(random_state).randint(np.iinfo(np.int32).max)
         n_total = getattr(self.featurizer, "n_diffusion_steps", N_DIFFUSION_STEPS)
         ensembles = self.featurizer.sample_ensemble(

@@ -6,7 +6,7 @@ from numbers import Integral, Real
 import numpy as np
 from sklearn.model_selection import ParameterGrid
 from sklearn.utils import Bunch, check_random_state
-from sklearn.utils._param_validation import HasMethods, Interval, validate_params
+from sklearn.utils._param_validation import Interval, validate_params
 
 from .._base import progress
 from ._analysis import _check_array, check_obs_error_std, observation_matrix
@@ -49,9 +49,40 @@ def _squared_scores(truth, background, analysis, b_var, a_var, scale):
     return np.concatenate([errors, variances]).mean(axis=2)
 
 
+def _check_method(method):
+    """Refuse anything but a method object, saying what one is."""
+    if not (callable(getattr(method, "assimilate", None))
+            and hasattr(type(method), "n_forecast_members")):
+        raise ValueError(
+            "method must be an assimilation method object with an `assimilate` "
+            "method and an `n_forecast_members` property, such as EnOI(sampler), "
+            "ThreeDVar(), OptimalInterpolation(mean, covariance), ETKF(n_members) "
+            f"or LETKF(n_members); got {method!r}."
+        )
+    check_settings(method)
+
+
+def _check_scale(scale, truth):
+    """Positive per-variable scale; ``None`` is the standard deviation of ``truth``."""
+    n_features = truth.shape[2]
+    if scale is None:
+        scale = truth.reshape(-1, n_features).std(axis=0)
+        if np.any(scale <= 0):
+            raise ValueError(
+                "truth has a constant variable, so scale=None (its standard "
+                "deviation) would divide by zero; pass scale."
+            )
+    scale = _check_array("scale", scale, (n_features,))
+    if np.any(scale <= 0):
+        raise ValueError(
+            f"scale must be positive (it divides every error), got {scale.tolist()}."
+        )
+    return scale
+
+
 @validate_params(
     {
-        "method": [HasMethods(["assimilate"])],
+        "method": "no_validation",
         "truth": ["array-like"],
         "obs_every": [Interval(Integral, 1, None, closed="left")],
         "obs_operator": [None, "array-like"],
@@ -61,6 +92,7 @@ def _squared_scores(truth, background, analysis, b_var, a_var, scale):
         "model": [callable, None],
         "dt": [Interval(Real, 0, None, closed="neither")],
         "scale": ["array-like", None],
+        "initial_spread": [None, Interval(Real, 0, None, closed="left")],
         "return_series": ["boolean"],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
@@ -79,6 +111,7 @@ def run_twin_experiment(
     model=None,
     dt=0.01,
     scale=None,
+    initial_spread=None,
     return_series=False,
     random_state=None,
     verbose=False,
@@ -95,7 +128,7 @@ def run_twin_experiment(
 
     Parameters
     ----------
-    method : EnOI, ThreeDVar or ETKF
+    method : EnOI, ThreeDVar, OptimalInterpolation, ETKF or LETKF
         Any object with ``n_forecast_members`` and
         ``assimilate(background, observations, *, obs_operator, obs_error_std,
         random_state)``.
@@ -120,8 +153,14 @@ def run_twin_experiment(
     dt : float, default=0.01
         Time step of the default model.
     scale : array-like of shape (n_features,), default=None
-        Climatological scale that normalises errors and spreads; ``None`` uses
-        the standard deviation of ``truth``.
+        Climatological scale that normalises errors and spreads, positive;
+        ``None`` uses the standard deviation of ``truth``, and ones give
+        model units.
+    initial_spread : float, default=None
+        ``None`` starts every member at a random state of ``truth`` (a
+        climatological start, which the burn-in must forget); a float starts
+        them at the first true state plus Gaussian noise of this standard
+        deviation (model units), as DAPPER's benchmarks do (0.03).
     return_series : bool, default=False
         Also return the scored cycles' time series.
     random_state : int, RandomState instance or None, default=None
@@ -140,6 +179,11 @@ def run_twin_experiment(
             Error of the analysis and of the background (forecast) mean.
         analysis_spread, background_spread : ndarray
             Square root of the mean variance the method assigns to them.
+
+        and ``analysis_error`` of shape (n_experiments, n_cycles): the
+        analysis RMSE over the variables at each scored cycle (its time mean
+        is the statistic DAPPER reports as ``rmse.a``, with ``scale`` of
+        ones for model units).
 
         and, if ``return_series``, arrays of shape
         (n_experiments, n_cycles, n_features) in model units: ``truth``,
@@ -168,15 +212,13 @@ def run_twin_experiment(
     >>> bool(result.analysis_rmse.mean() < 0.1)
     True
     """
-    check_settings(method)
+    _check_method(method)
     truth = _check_array("truth", truth, ("n_experiments", "n_time", "n_features"))
     n_exp, n_time, n_features = truth.shape
     n_cycles = _check_n_cycles(n_time, obs_every, n_burn_in, n_cycles)
     H = observation_matrix(obs_operator, n_features)
     std = check_obs_error_std(obs_error_std, H.shape[0])
-    if scale is None:
-        scale = truth.reshape(-1, n_features).std(axis=0)
-    scale = _check_array("scale", scale, (n_features,))
+    scale = _check_scale(scale, truth)
     if model is None:
         if n_features != 3:
             raise ValueError("model=None is Lorenz 1963: truth must have 3 features.")
@@ -188,10 +230,15 @@ def run_twin_experiment(
     obs_index = obs_every * np.arange(1, n_total + 1)
     observations = truth[:, obs_index] @ H.T
     observations += std * rng.standard_normal(observations.shape)
-    climate = truth.reshape(-1, n_features)
-    state = climate[rng.randint(climate.shape[0], size=(n_exp, n_members))]
+    if initial_spread is None:
+        climate = truth.reshape(-1, n_features)
+        state = climate[rng.randint(climate.shape[0], size=(n_exp, n_members))]
+    else:
+        noise = rng.standard_normal((n_exp, n_members, n_features))
+        state = truth[:, :1] + initial_spread * noise
 
     sums = np.zeros((len(_SCORES), n_exp))
+    analysis_error = np.empty((n_exp, n_cycles))
     series = {k: [] for k in ("background", "analysis", "analysis_variance")}
     desc = f"{type(method).__name__} twin experiment"
     with progress(n_total, desc=desc, verbose=verbose, unit="cycle") as bar:
@@ -206,7 +253,9 @@ def run_twin_experiment(
             )
             if cycle >= n_burn_in:
                 true = truth[:, obs_index[cycle]]
-                sums += _squared_scores(true, background, state, b_var, a_var, scale)
+                squares = _squared_scores(true, background, state, b_var, a_var, scale)
+                sums += squares
+                analysis_error[:, cycle - n_burn_in] = np.sqrt(squares[0])
                 if return_series:
                     series["background"].append(background.mean(axis=1))
                     series["analysis"].append(state.mean(axis=1))
@@ -214,6 +263,7 @@ def run_twin_experiment(
             bar.update()
 
     result = Bunch(**dict(zip(_SCORES, np.sqrt(sums / n_cycles), strict=True)))
+    result.analysis_error = analysis_error
     if return_series:
         scored = obs_index[n_burn_in:]
         result.update({k: np.stack(v, axis=1) for k, v in series.items()})
@@ -225,7 +275,7 @@ def run_twin_experiment(
 
 @validate_params(
     {
-        "method": [HasMethods(["assimilate", "set_params"])],
+        "method": "no_validation",
         "param_grid": [dict, list],
         "truth": ["array-like"],
         "verbose": ["verbose"],
@@ -242,7 +292,7 @@ def tune_twin_experiment(method, param_grid, truth, *, verbose=False, **kwargs):
 
     Parameters
     ----------
-    method : EnOI, ThreeDVar or ETKF
+    method : EnOI, ThreeDVar, OptimalInterpolation, ETKF or LETKF
         The method to tune; it is copied, never changed.
     param_grid : dict or list of dicts
         Parameter names mapped to lists of values, as in
@@ -286,6 +336,7 @@ def tune_twin_experiment(method, param_grid, truth, *, verbose=False, **kwargs):
     >>> search.best_params
     {'inflation': 1.4}
     """
+    _check_method(method)
     results = {"params": [], **{k: [] for k in _SCORES}}
     grid = ParameterGrid(param_grid)
     desc = f"{type(method).__name__} tuning"
@@ -309,3 +360,42 @@ def tune_twin_experiment(method, param_grid, truth, *, verbose=False, **kwargs):
         best_score=results["analysis_rmse"][best],
         results=results,
     )
+
+
+@validate_params(
+    {"ensembles": ["array-like"], "truth": ["array-like"]},
+    prefer_skip_nested_validation=True,
+)
+def rank_histogram(ensembles, truth):
+    """Counts of the rank of the truth among ensemble members (Talagrand diagram).
+
+    Parameters
+    ----------
+    ensembles : array-like of shape (n_samples, n_members, n_features)
+        Ensembles, e.g. of a sampler around forecasts.
+    truth : array-like of shape (n_samples, n_features)
+        The true states.
+
+    Returns
+    -------
+    counts : ndarray of shape (n_members + 1,)
+        How often ``k`` members lie below the true value, over every sample
+        and variable (ties broken at random). A flat histogram means a
+        calibrated ensemble; a U shape, too little spread; a dome, too much.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skdiffusion.assimilation import rank_histogram
+    >>> rank_histogram([[[0.0], [1.0], [2.0]]], [[1.5]])
+    array([0, 0, 1, 0])
+    """
+    ensembles = _check_array("ensembles", ensembles, ("n_samples", "n_members",
+                                                      "n_features"))
+    truth = _check_array("truth", truth, (ensembles.shape[0], ensembles.shape[2]))
+    below = (ensembles < truth[:, None]).sum(axis=1)
+    ties = (ensembles == truth[:, None]).sum(axis=1)
+    if ties.any():
+        rng = np.random.default_rng(0)
+        below = below + rng.integers(0, ties + 1)
+    return np.bincount(below.ravel(), minlength=ensembles.shape[1] + 1)
