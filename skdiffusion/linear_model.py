@@ -21,7 +21,7 @@ from sklearn.utils.validation import (
 )
 
 from ._base import fit_context, progress, row_chunks
-from ._validation import check_numeric, validate_data
+from ._validation import check_finite, check_numeric, validate_data
 
 __all__ = ["StreamingRidge", "StreamingRidgeCV"]
 
@@ -83,6 +83,13 @@ class _NormalEquations:
 
     def _system(self, fit_intercept, standardize):
         """Return (gram, cross, scale, mean_x, mean_y) of the penalised problem."""
+        if not (np.isfinite(self.gram).all() and np.isfinite(self.cross).all()):
+            raise ValueError(
+                "The normal equations are not finite: the features (X, or the "
+                "transformer's output) or y hold NaN, or values too large to "
+                "square in float64 (beyond about 1e154); rescale them, e.g. "
+                "standardise X."
+            )
         n = self.n_samples
         gram = np.triu(self.gram) + np.triu(self.gram, 1).T
         mean_x = self.sum_x / n
@@ -241,6 +248,10 @@ class _StreamingRidgeBase(MultiOutputMixin, RegressorMixin, BaseEstimator):
         for rows, features in self._chunks(self.transformer_, X):
             y_pred[rows] = features @ coef.T
         y_pred += self.intercept_
+        check_finite(y_pred, "StreamingRidge.predict(X)", (
+            "X (or its features) holds values too large for float64 products "
+            "with the coefficients; are they in the units of the training data?"
+        ))
         return y_pred[:, 0] if self._y_ndim == 1 else y_pred
 
 
