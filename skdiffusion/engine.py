@@ -18,7 +18,12 @@ the loop owns everything else, the same way for every estimator:
 - randomness: every draw (batches, and the loss function's own) comes from
   one ``torch.Generator`` on the training device;
 - KeyboardInterrupt stops the loop and keeps the weights reached, with
-  ``history.n_iter`` counting the steps applied.
+  ``history.n_iter`` counting the steps applied;
+- data-parallel: inside a ``torch.distributed`` group of several processes
+  (a script launched with ``torchrun``), each process computes its share of
+  every global batch and the gradients are summed over the processes
+  (:mod:`skdiffusion.distributed`), so the run is that of one process with
+  the same ``batch_size`` up to floating-point summation order.
 
 The loop never changes what it is given to start from (optimiser state,
 EMA weights): it works on copies, so an estimator whose fit fails can keep
@@ -32,6 +37,7 @@ from dataclasses import dataclass, field
 import torch
 
 from ._progress import progress
+from .distributed import ProcessGroup
 
 __all__ = [
     "LR_SCHEDULES",
@@ -285,7 +291,10 @@ def train(
     batch_loss : callable
         ``batch_loss(rows)`` returns the scalar loss tensor of the rows
         `rows` (an index tensor on `device`, or None for all rows). It may
-        draw more randomness from `generator` (e.g. diffusion noise).
+        draw more randomness from `generator` (e.g. diffusion noise). To
+        train data-parallel it must also accept ``batch_loss(rows,
+        share=share)``: the mean loss over the positions `share` (a slice)
+        of the batch only, after drawing its randomness for the whole batch.
     n_rows : int
         Number of training rows.
     max_iter : int
@@ -334,6 +343,8 @@ def train(
     ------
     TrainingDivergedError
         If the loss diverges, including after the last step.
+    skdiffusion.distributed.DistributedTrainingError
+        In data-parallel training, on every process when another raised.
     """
     _check_arguments(
         max_iter,
@@ -353,8 +364,12 @@ def train(
     if optimizer_state is not None:
         # a copy: Adam updates its state tensors in place
         optimizer.load_state_dict(_cpu_copy(optimizer_state))
+    group = ProcessGroup.current(device)
+    if group is not None:
+        group.start(module, generator, n_rows, min(batch_size, n_rows), batch_loss)
     ema = None if ema_decay is None else _Ema(module, ema_decay, ema_state)
     run = _Run(module, optimizer, ema, batch_loss, history, validation_score)
+    run.group, run.n_batch = group, min(batch_size, n_rows)
     batches = _Batches(n_rows, batch_size, shuffle, generator, device)
     rate = _rate(learning_rate, max_iter, lr_schedule, warmup_iter)
     module.train()
@@ -411,24 +426,36 @@ class _Run:
         self.batch_loss, self.history, self.validation = batch_loss, history, validation
         self.interval, self.limit = _Interval(), None
         self.last_rows, self.stepped, self.best_state = None, False, None
+        # set by train() when data-parallel
+        self.group, self.n_batch = None, None
+        self.trained = [p for p in module.parameters() if p.requires_grad]
 
     def step(self, rows, lr):
         for group in self.optimizer.param_groups:
             group["lr"] = lr
-        loss = self.batch_loss(rows)
-        if self.limit is None:  # the call's first loss sets the limit
-            first = loss.item()
-            self.limit = _EXPLOSION_FACTOR * max(first, 1.0)
-            if not math.isfinite(first):
-                _raise_diverged(first, self.history.n_iter + 1, self.limit, lr)
         self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        if self.group is None:
+            loss = self.batch_loss(rows)
+            self._check_first(loss, lr)
+            loss.backward()
+        else:
+            loss = self.group.loss_and_gradients(
+                self.batch_loss, rows, self.n_batch, self.trained
+            )
+            self._check_first(loss, lr)
         self.optimizer.step()
         self.history.n_iter += 1
         if self.ema is not None:
             self.ema.update()
         self.interval.add(loss)
         self.last_rows, self.stepped = rows, True
+
+    def _check_first(self, loss, lr):
+        if self.limit is None:  # the call's first loss sets the limit
+            first = loss.item()
+            self.limit = _EXPLOSION_FACTOR * max(first, 1.0)
+            if not math.isfinite(first):
+                _raise_diverged(first, self.history.n_iter + 1, self.limit, lr)
 
     def evaluate(self, tol, lr, learning_rate):
         history = self.history
@@ -437,7 +464,7 @@ class _Run:
         score, validation_score = -train_loss, None
         if self.validation is not None:
             with self._scored_weights():
-                validation_score = score = float(self.validation())
+                validation_score = score = self._validation_score()
             history.validation_scores.append(validation_score)
             if score > history.best_score:
                 self.best_state = self._snapshot()
@@ -452,6 +479,12 @@ class _Run:
             "validation_score": validation_score,
             "lr": lr,
         }
+
+    def _validation_score(self):
+        if self.group is None:
+            return float(self.validation())
+        # process 0 decides, so every process stops and keeps the same weights
+        return self.group.decided(self.validation)
 
     def plateau(self, n_iter_no_change):
         return (
@@ -469,6 +502,8 @@ class _Run:
                 _raise_diverged(loss, self.history.n_iter, self.limit, learning_rate)
         if self.best_state is not None:
             self._restore(self.best_state)
+        if self.group is not None:  # identical copies, bit for bit
+            self.group.broadcast_module(self.module)
 
     def _final_loss(self, generator):
         """The loss of the last batch under the final weights, drawing nothing.
@@ -478,7 +513,10 @@ class _Run:
         """
         state = None if generator is None else generator.get_state()
         with torch.no_grad(), torch.random.fork_rng(devices=[]):
-            loss = self.batch_loss(self.last_rows).item()
+            if self.group is None:
+                loss = self.batch_loss(self.last_rows).item()
+            else:
+                loss = self.group.loss(self.batch_loss, self.last_rows, self.n_batch)
         if generator is not None:
             generator.set_state(state)
         return loss

@@ -216,9 +216,9 @@ class _BaseTorchRegressor(RegressorMixin, BaseEstimator):
             def validation():
                 return _r2_score(_forward(module, X_val), Y_val)
 
-        def batch_loss(rows):
+        def batch_loss(rows, share=slice(None)):
             x, y = (X_t, Y_t) if rows is None else (X_t[rows], Y_t[rows])
-            return torch.nn.functional.mse_loss(module(x), y)
+            return torch.nn.functional.mse_loss(module(x[share]), y[share])
 
         history = continued_history(self, warm)
         return train(

@@ -180,7 +180,9 @@ def denoising_batch_loss(
 ):
     """The engine's ``batch_loss(rows)``: the denoising loss of ``X[rows]``.
 
-    Each call draws the rows' steps (`t_sampling`) and noise from `generator`.
+    Each call draws the rows' steps (`t_sampling`) and noise from `generator`;
+    ``batch_loss(rows, share=share)`` draws them for all the rows and returns
+    the loss of the batch positions `share` (data-parallel training).
     `autocast_dtype` (``torch.bfloat16`` or None) runs the network under
     ``torch.autocast``: matrix products in bfloat16; weights, optimiser,
     residual stream and loss in float32.
@@ -196,10 +198,12 @@ def denoising_batch_loss(
     if t_sampling == "uniform":
         probabilities = None  # keep the paper's draws exactly
 
-    def batch_loss(rows):
+    def batch_loss(rows, share=slice(None)):
         x = X if rows is None else X[rows]
         t = _draw_steps(schedule.n_steps, probabilities, len(x), generator, X.device)
         eps = _randn(x.shape, generator, X.device, X.dtype)
+        # the whole batch's draws first: data-parallel shares see one run's noise
+        x, t, eps = x[share], t[share], eps[share]
         return _loss(
             model, x, t, eps, alpha_bar, parameterization, autocast_dtype=autocast_dtype
         )
