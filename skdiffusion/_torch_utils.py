@@ -12,6 +12,7 @@ and :func:`standardized_tensor`, trains with a generator from
 :func:`warn_training_end`.
 """
 
+import io
 import warnings
 
 import numpy as np
@@ -146,6 +147,51 @@ def from_numpy_state(state, device="cpu"):
     """
     return {
         name: torch.as_tensor(array, device=device) for name, array in state.items()
+    }
+
+
+class _TorchBytes:
+    """Pickles a torch object as :func:`torch.save`'s bytes; unpickles to it.
+
+    Python's pickle of a tensor names its storage by memory address, so two
+    pickles of one model differ; ``torch.save``'s archive numbers the
+    storages in order and is the same bytes for the same model. Loads on
+    the CPU, so a model fitted on a GPU loads anywhere.
+    """
+
+    def __init__(self, value):
+        self.value = value
+
+    def __reduce__(self):
+        buffer = io.BytesIO()
+        torch.save(self.value, buffer)
+        return (_torch_load, (buffer.getvalue(),))
+
+
+def _torch_load(data):
+    # the estimator's own objects (modules): pickle already trusted them
+    return torch.load(io.BytesIO(data), map_location="cpu", weights_only=False)
+
+
+def _holds_tensors(value):
+    if isinstance(value, torch.Tensor | torch.nn.Module):
+        return True
+    if isinstance(value, dict):
+        return any(_holds_tensors(item) for item in value.values())
+    if isinstance(value, list | tuple):
+        return any(_holds_tensors(item) for item in value)
+    return False
+
+
+def reproducible_state(state):
+    """An estimator's ``__getstate__`` dict whose pickle is the same bytes each time.
+
+    Every value holding torch tensors or modules is pickled through
+    :func:`torch.save` (:class:`_TorchBytes`) and comes back as itself.
+    """
+    return {
+        name: _TorchBytes(value) if _holds_tensors(value) else value
+        for name, value in state.items()
     }
 
 

@@ -19,9 +19,11 @@ Use :func:`validate_data`, :func:`check_array` and :func:`validate_params`
 in place of scikit-learn's functions of the same names.
 """
 
+import contextlib
 import functools
 import inspect
 import os
+import re
 from numbers import Integral, Real
 
 import numpy as np
@@ -95,22 +97,54 @@ def _holds_text(values, dtype):
 
 
 def validate_data(estimator, X="no_validation", y="no_validation", **kwargs):
-    """:func:`sklearn.utils.validation.validate_data`, refusing text first."""
+    """:func:`sklearn.utils.validation.validate_data`, refusing text first.
+
+    Its messages name the array they are about ("X: Expected 2D array...").
+    """
+    names = []
     for name, array in (("X", X), ("y", y)):
         if not (isinstance(array, str) and array == "no_validation") and (
             array is not None
         ):
             check_numeric(array, name)
-    return _validate_data(estimator, X, y, **kwargs)
+            names.append(name)
+    # Messages that name no array are about X (its shape, its dtype), but
+    # for the lengths of X and y.
+    with _naming(names[0] if names else "X", both=" and ".join(names)):
+        return _validate_data(estimator, X, y, **kwargs)
 
 
 def check_array(array, *args, input_name="X", **kwargs):
     """:func:`sklearn.utils.validation.check_array`, refusing text first.
 
-    The default ``input_name`` is "X", so that the messages name the array.
+    The default ``input_name`` is "X", and every message names the array.
     """
     check_numeric(array, input_name)
-    return _check_array(array, *args, input_name=input_name, **kwargs)
+    with _naming(input_name):
+        return _check_array(array, *args, input_name=input_name, **kwargs)
+
+
+@contextlib.contextmanager
+def _naming(name, both=""):
+    """Prefix `name` to scikit-learn's messages that do not name the array.
+
+    ("Expected 2D array, got 1D array instead" does not say which.) `both`
+    names the arrays of a length mismatch. The exception keeps its type, so
+    code that catches it still does.
+    """
+    try:
+        yield
+    except (ValueError, TypeError) as error:
+        message = str(error)
+        if any(re.search(rf"\b{part}\b", message) for part in ("X", "y", name)):
+            raise
+        if both and "inconsistent numbers of samples" in message:
+            name = both
+        try:
+            renamed = type(error)(f"{name}: {message}")
+        except TypeError:  # an exception class that wants other arguments
+            raise error from None
+        raise renamed from error
 
 
 def check_finite(values, name, why=""):

@@ -21,6 +21,7 @@ from ._torch_utils import (
     continued_history,
     from_numpy_state,
     mean_and_scale,
+    reproducible_state,
     resolve_device,
     seeded_module,
     split_rows,
@@ -910,7 +911,7 @@ class DiffusionFeaturizer(TransformerMixin, BaseEstimator):
 
     def __getstate__(self):
         # the cached torch module may live on a GPU: pickle the CPU state only
-        return {**super().__getstate__(), "_models": {}}
+        return reproducible_state({**super().__getstate__(), "_models": {}})
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

@@ -25,6 +25,7 @@ from ._torch_utils import (
     DEVICE_CONSTRAINT,
     continued_history,
     mean_and_scale,
+    reproducible_state,
     resolve_device,
     seeded_module,
     split_rows,
@@ -290,7 +291,7 @@ class _BaseTorchRegressor(RegressorMixin, BaseEstimator):
             p.device.type != "cpu" for p in module.parameters()
         ):
             state["module_"] = copy.deepcopy(module).cpu()
-        return state
+        return reproducible_state(state)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

@@ -156,7 +156,7 @@ class Denoiser(nn.Module):
         _check_activation(activation)
         for name, value, low in [
             ("n_features", n_features, 1), ("n_hidden", n_hidden, 1),
-            ("n_blocks", n_blocks, 0), ("n_steps", n_steps, 1),
+            ("n_blocks", n_blocks, 0), ("n_steps", n_steps, 0),
             ("time_embedding_dim", time_embedding_dim, 4),
         ]:
             _check_int(name, value, low)
