@@ -98,21 +98,28 @@ def states():
     return np.random.default_rng(0).normal(size=(40, 3))
 
 
-def _any_ring_size(estimator):
+def _expected_failures(estimator):
+    # float64 output of a float32 network: its last bits move with the number
+    # of rows at once (the products block differently); the check asks 1e-7
+    failures = {
+        "check_methods_subset_invariance": "float32 network: last-bit changes "
+        "with the number of rows transformed at once"
+    }
     if estimator.architecture == "dense":
-        return {}
+        return failures
     # a convolutional network takes rings of any size: a width other than
     # the fitted one is valid input, not an error
     reason = "rings of any size are valid"
     return {
+        **failures,
         "check_n_features_in_after_fitting": reason,
         "check_transformer_general": reason,
     }
 
 
 @parametrize_with_checks(
-    [tiny(), tiny(architecture="conv", kernel_size=3)],
-    expected_failed_checks=_any_ring_size,
+    [tiny(), tiny(dtype="float32"), tiny(architecture="conv", kernel_size=3)],
+    expected_failed_checks=_expected_failures,
 )
 def test_sklearn_compatible(estimator, check):
     check(estimator)
@@ -137,7 +144,7 @@ def test_samples_are_closer_to_the_attractor_than_noise(lorenz, trained):
         reference = (test.X - LORENZ63_SHIFT) / LORENZ63_SCALE
         return hellinger_distance(normalised, reference, bins=10)
 
-    assert samples.dtype == np.float32 and samples.shape == (2000, 3)
+    assert samples.dtype == np.float64 and samples.shape == (2000, 3)
     assert distance(samples) < distance(noise) - 0.2
 
 
@@ -191,7 +198,7 @@ def test_transform_equals_the_network_at_each_time(trained, lorenz):
     expected = torch.cat(captured, dim=1).numpy()
 
     features = trained.transform(X)
-    assert features.dtype == np.float32 and features.shape == (50, 6 * 32)
+    assert features.dtype == np.float64 and features.shape == (50, 6 * 32)
     np.testing.assert_allclose(features, expected, rtol=1e-5, atol=1e-6)
 
 
@@ -217,11 +224,21 @@ def test_search_compares_featurizers_by_score(states):
     assert search.best_params_ == {"max_iter": 30}
 
 
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_transform_is_float32_in_a_preallocated_array(dtype, states):
+@pytest.mark.parametrize("input_dtype", [np.float32, np.float64])
+def test_outputs_have_the_dtype_asked_for_whatever_the_input(input_dtype, states):
     featurizer = tiny().fit(states)
-    features = featurizer.transform(states.astype(dtype))
-    assert features.dtype == np.float32 and features.flags.c_contiguous
+    features = featurizer.transform(states.astype(input_dtype))
+    assert features.dtype == np.float64 and features.flags.c_contiguous
+    assert featurizer.sample(3, n_steps=2, random_state=0).dtype == np.float64
+    featurizer.set_params(dtype="float32")  # read at use: no refit
+    narrow = featurizer.transform(states.astype(input_dtype))
+    assert narrow.dtype == np.float32 and narrow.flags.c_contiguous
+    # the network is float32: the float64 output holds exactly its values
+    np.testing.assert_array_equal(narrow, features)
+    members = featurizer.sample_ensemble(states[:2], 100, 3, random_state=0)
+    assert members.dtype == np.float32
+    with pytest.raises(ValueError, match="dtype"):
+        featurizer.set_params(dtype="float16").transform(states)
 
 
 def test_joblib_round_trip_gives_identical_transforms(trained, states):
@@ -390,7 +407,7 @@ def test_mixed_precision_trains_a_float32_featurizer(states):
     featurizer = tiny(mixed_precision=True).fit(states)
     assert featurizer.network_state_["in_proj.weight"].dtype == np.float32
     assert np.isfinite(featurizer.loss_curve_).all()
-    assert featurizer.transform(states).dtype == np.float32
+    assert featurizer.transform(states).dtype == np.float64
 
 
 def test_score_is_deterministic(trained, states):
