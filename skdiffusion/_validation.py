@@ -38,6 +38,8 @@ from sklearn.utils._param_validation import validate_params as _validate_params
 from sklearn.utils.validation import check_array as _check_array
 from sklearn.utils.validation import validate_data as _validate_data
 
+from ._out_of_core import spooled
+
 __all__ = [
     "check_array",
     "check_finite",
@@ -100,7 +102,10 @@ def validate_data(estimator, X="no_validation", y="no_validation", **kwargs):
     """:func:`sklearn.utils.validation.validate_data`, refusing text first.
 
     Its messages name the array they are about ("X: Expected 2D array...").
+    A Dask array is stored into a temporary memmap first, block by block
+    (:func:`~skdiffusion._out_of_core.spooled`), never computed whole.
     """
+    X, y = spooled(X), spooled(y)
     names = []
     for name, array in (("X", X), ("y", y)):
         if not (isinstance(array, str) and array == "no_validation") and (
@@ -118,7 +123,9 @@ def check_array(array, *args, input_name="X", **kwargs):
     """:func:`sklearn.utils.validation.check_array`, refusing text first.
 
     The default ``input_name`` is "X", and every message names the array.
+    A Dask array is spooled to a memmap first, as in :func:`validate_data`.
     """
+    array = spooled(array)
     check_numeric(array, input_name)
     with _naming(input_name):
         return _check_array(array, *args, input_name=input_name, **kwargs)

@@ -16,6 +16,7 @@ from sklearn.utils.validation import _check_feature_names_in, check_is_fitted
 
 from . import diffusion
 from ._base import check_unchanged, fit_context, row_chunks
+from ._out_of_core import is_dask_array, lazy_transform
 from ._torch_utils import (
     DEVICE_CONSTRAINT,
     continued_history,
@@ -173,6 +174,9 @@ class RFFFeaturizer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
             Sines then cosines, in the dtype of ``X`` (float32 or float64).
         """
         check_is_fitted(self)
+        if is_dask_array(X):  # lazily, block by block
+            dtype = X.dtype if X.dtype == np.float32 else np.float64
+            return lazy_transform(self.transform, X, self.n_components, dtype)
         X = validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
         weights = self.random_weights_.astype(X.dtype)
         out = np.empty((X.shape[0], self.n_components), dtype=X.dtype)
@@ -742,6 +746,10 @@ class DiffusionFeaturizer(TransformerMixin, BaseEstimator):
             block at ``feature_times[i]``.
         """
         model, device = self._network("transform")
+        if is_dask_array(X):  # lazily, block by block
+            n_sites = 1 if self.architecture == "dense" else X.shape[1]
+            n_columns = n_sites * len(self._times()) * self._width()
+            return lazy_transform(self.transform, X, n_columns, self.dtype)
         X = self._states(X)
         times = self._times()
         n_sites = 1 if self.architecture == "dense" else X.shape[1]

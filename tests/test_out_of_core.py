@@ -1,0 +1,139 @@
+"""Arrays larger than memory: memmaps and Dask arrays through the featurizers,
+the ridges and SurrogateForecaster, never loaded (or transformed) whole."""
+
+import os
+import tracemalloc
+
+import numpy as np
+import pytest
+from sklearn.frozen import FrozenEstimator
+
+from skdiffusion import (
+    DiffusionFeaturizer,
+    RFFFeaturizer,
+    StreamingRidge,
+    StreamingRidgeCV,
+    SurrogateForecaster,
+)
+from skdiffusion._out_of_core import is_dask_array, spooled
+
+da = pytest.importorskip("dask.array")
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread(one_torch_thread):
+    """torch on one thread for this module (the fixture is in conftest)."""
+
+
+def memmapped(array, tmp_path, name):
+    out = np.lib.format.open_memmap(
+        tmp_path / f"{name}.npy", mode="w+", dtype=array.dtype, shape=array.shape
+    )
+    out[:] = array
+    out.flush()
+    return np.load(tmp_path / f"{name}.npy", mmap_mode="r")
+
+
+def pairs(n=4_000, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, 3)).astype(np.float32)
+    return X, (np.sin(X) @ rng.normal(size=(3, 2))).astype(np.float32)
+
+
+def peak_numpy_bytes(call):
+    """Peak bytes numpy allocated during ``call()`` (numpy reports to tracemalloc)."""
+    tracemalloc.start()
+    try:
+        call()
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def test_a_ridge_on_features_of_a_memmap_never_holds_the_feature_matrix(tmp_path):
+    X, y = pairs(30_000)
+    X_map, y_map = memmapped(X, tmp_path, "X"), memmapped(y, tmp_path, "y")
+    ridge = StreamingRidge(1e-3, transformer=RFFFeaturizer(256, random_state=0),
+                           chunk_size=1_000)
+    peak = peak_numpy_bytes(lambda: ridge.fit(X_map, y_map))
+    features = 30_000 * 256 * 4  # float32 feature matrix: 31 MB
+    assert peak < features / 4  # about two chunks of features
+    in_memory = StreamingRidge(1e-3, transformer=RFFFeaturizer(256, random_state=0),
+                               chunk_size=1_000).fit(X, y)
+    np.testing.assert_allclose(ridge.coef_, in_memory.coef_, rtol=1e-6)
+
+
+def test_dask_states_are_spooled_block_by_block_never_computed_whole(monkeypatch):
+    X, y = pairs(20_000)
+
+    def refuse(self, *args, **kwargs):
+        raise AssertionError("a whole Dask array was converted to numpy")
+
+    monkeypatch.setattr(da.Array, "__array__", refuse)
+    ridge = StreamingRidgeCV(
+        (1e-3, 1e-2), transformer=RFFFeaturizer(64, random_state=0),
+        chunk_size=2_000, random_state=0,
+    )
+    ridge.fit(da.from_array(X, chunks=(5_000, 3)), da.from_array(y, (5_000, 2)))
+    in_memory = StreamingRidgeCV(
+        (1e-3, 1e-2), transformer=RFFFeaturizer(64, random_state=0),
+        chunk_size=2_000, random_state=0,
+    ).fit(X, y)
+    np.testing.assert_allclose(ridge.coef_, in_memory.coef_, rtol=1e-6)
+    assert ridge.alpha_ == in_memory.alpha_
+
+
+@pytest.fixture(scope="module")
+def featurizer():
+    X, _ = pairs(512)
+    return DiffusionFeaturizer(
+        n_hidden=8, n_blocks=1, feature_times=(0, 100), max_iter=5,
+        batch_size=64, random_state=0, device="cpu", dtype="float32",
+    ).fit(X)
+
+
+@pytest.mark.parametrize("make", ["rff", "diffusion"])
+def test_transform_of_a_dask_array_is_a_lazy_dask_array(make, featurizer):
+    X, _ = pairs(1_000)
+    transformer = featurizer if make == "diffusion" else RFFFeaturizer(
+        32, random_state=0).fit(X)
+    lazy = transformer.transform(da.from_array(X, chunks=(300, 2)))
+    assert is_dask_array(lazy)
+    assert lazy.numblocks == (4, 1)  # one transform per block of rows
+    expected = transformer.transform(X)
+    assert lazy.dtype == expected.dtype and lazy.shape == expected.shape
+    np.testing.assert_array_equal(lazy.compute(), expected)
+
+
+def test_featurizer_fit_on_a_memmap_or_dask_array_is_fit_on_the_array(
+    featurizer, tmp_path
+):
+    X, _ = pairs(512)
+    for data in (memmapped(X, tmp_path, "X"), da.from_array(X, chunks=(100, 3))):
+        refit = DiffusionFeaturizer(**featurizer.get_params()).fit(data)
+        for name, value in featurizer.network_state_.items():
+            np.testing.assert_array_equal(refit.network_state_[name], value)
+
+
+def test_surrogate_forecaster_fits_from_memmaps_and_dask(featurizer, tmp_path):
+    X, _ = pairs(3_000)
+    Y = X + 0.1 * np.tanh(X)
+    head = StreamingRidge(1e-3, transformer=FrozenEstimator(featurizer),
+                          chunk_size=500)
+    expected = SurrogateForecaster(head).fit(X, Y).predict(X[:5])
+    inputs = [
+        (memmapped(X, tmp_path, "X"), memmapped(Y, tmp_path, "Y")),
+        (da.from_array(X, chunks=(700, 3)), da.from_array(Y, chunks=(700, 3))),
+    ]
+    for X_in, Y_in in inputs:
+        forecaster = SurrogateForecaster(head).fit(X_in, Y_in)
+        np.testing.assert_allclose(forecaster.predict(X[:5]), expected, rtol=1e-5)
+
+
+def test_spooled_memmap_is_read_only_and_leaves_no_file(tmp_path):
+    X = np.arange(12.0).reshape(6, 2)
+    spool = spooled(da.from_array(X, chunks=(4, 2)), folder=tmp_path)
+    np.testing.assert_array_equal(spool, X)
+    assert isinstance(spool, np.memmap) and not spool.flags.writeable
+    assert os.listdir(tmp_path) == []
+    assert spooled(X) is X
