@@ -8,7 +8,14 @@ os.environ.setdefault("OMP_NUM_THREADS", "2")
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
+import collections  # noqa: E402
+import contextlib  # noqa: E402
+
 import pytest  # noqa: E402  (after the environment is set)
+
+# Cases run per public entry point by the property-based tests
+# (test_properties.py), printed at the end of the session.
+_PROPERTY_CASES = collections.Counter()
 
 
 @pytest.fixture(scope="module")
@@ -21,3 +28,21 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="session")
+def property_cases():
+    """A counter of property-based cases per entry point, reported at the end."""
+    return _PROPERTY_CASES
+
+
+def pytest_terminal_summary(terminalreporter):
+    if not _PROPERTY_CASES:
+        return
+    with contextlib.suppress(Exception):
+        total = sum(_PROPERTY_CASES.values())
+        terminalreporter.section(
+            f"property-based cases per entry point ({total} in all)"
+        )
+        for name, count in sorted(_PROPERTY_CASES.items()):
+            terminalreporter.write_line(f"{count:5d}  {name}")

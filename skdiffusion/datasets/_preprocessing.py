@@ -5,7 +5,7 @@ from numbers import Integral, Real
 import numpy as np
 from sklearn.utils._param_validation import Interval
 
-from .._validation import check_numeric, validate_params
+from .._validation import check_finite, check_numeric, validate_params
 
 
 def _float_array(array, name):
@@ -80,6 +80,8 @@ def normalize_states(states, shift, scale, *, copy=True):
     states = _float_array(states, "states")
     if states.ndim == 0:
         raise ValueError("states must have shape (..., n_features), got a scalar.")
+    if not np.all(np.isfinite(states)):
+        raise ValueError("states contains NaN or infinity.")
     n_features = states.shape[-1]
     shift = _per_feature(shift, "shift", n_features)
     scale = _per_feature(scale, "scale", n_features)
@@ -87,9 +89,13 @@ def normalize_states(states, shift, scale, *, copy=True):
         raise ValueError(f"scale must be positive, got {scale}.")
     # The arithmetic in the dtype of the states, so float32 stays float32.
     normalised = states if in_place else states.copy()
-    normalised -= shift.astype(states.dtype)
-    normalised /= scale.astype(states.dtype)
-    return normalised
+    with np.errstate(over="ignore"):
+        normalised -= shift.astype(states.dtype)
+        normalised /= scale.astype(states.dtype)
+    return check_finite(normalised, "normalize_states(states, shift, scale)", (
+        f"(states - shift) / scale overflows {states.dtype}; is scale in the units "
+        "of states?"
+    ))
 
 
 def _as_trajectories(trajectories):
