@@ -17,7 +17,8 @@ GC_HALF_WIDTH = np.sqrt(10.0 / 3.0)
 
 
 @validate_params(
-    {"distance": ["array-like"], "radius": [Interval(Real, 0, None, closed="neither")]},
+    {"distance": ["array-like", Real],
+     "radius": [Interval(Real, 0, None, closed="neither")]},
     prefer_skip_nested_validation=True,
 )
 def gaspari_cohn(distance, radius):

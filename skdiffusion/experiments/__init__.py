@@ -4,7 +4,9 @@
 Finn et al. (2024), for a GPU; a preset object (``SurrogatePreset(n_seeds=5)``)
 sets every size. ``python -m skdiffusion.experiments`` runs the quick
 surrogate comparison, ``python -m skdiffusion.experiments --experiment
-spatial`` the Lorenz 96 one (:func:`spatial_surrogate_comparison`). Imports
+spatial`` the Lorenz 96 one (:func:`spatial_surrogate_comparison`), and
+``--experiment assimilation96`` the Lorenz 96 data assimilation
+(:func:`lorenz96_anchors`, :func:`lorenz96_assimilation`). Imports
 are lazy, so that running it can configure OpenMP before torch is imported.
 """
 
@@ -23,6 +25,11 @@ _EXPORTS = {
     "scaling": ["ScalingPreset", "scaling_studies"],
     "selection": ["SelectionPreset", "model_selection", "make_search"],
     "assimilation": ["AssimilationPreset", "run_assimilation_experiment"],
+    "assimilation_lorenz96": [
+        "Lorenz96AssimilationPreset",
+        "lorenz96_anchors",
+        "lorenz96_assimilation",
+    ],
     "spatial": [
         "SpatialPreset",
         "spatial_surrogate_comparison",
