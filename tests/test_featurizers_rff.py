@@ -1,10 +1,12 @@
 import os
+import warnings
 
 import joblib
 import numpy as np
 import pytest
 import torch
 from numpy.testing import assert_allclose, assert_array_equal
+from scipy.spatial.distance import pdist
 from sklearn.kernel_approximation import RBFSampler
 from sklearn.metrics.pairwise import rbf_kernel
 from sklearn.utils.estimator_checks import parametrize_with_checks
@@ -219,3 +221,35 @@ def test_wrong_number_of_columns_at_transform():
     rff = RFFFeaturizer(4).fit(states(5))
     with pytest.raises(ValueError, match="3 features"):
         rff.transform(np.zeros((2, 2)))
+
+
+# --- the wavelength in the units of X ----------------------------------------
+
+
+def test_median_wavelength_makes_the_features_independent_of_units():
+    X = np.random.default_rng(0).normal(size=(300, 3)) * [1.0, 5.0, 20.0]
+    features = RFFFeaturizer(64, wavelength="median", random_state=0).fit(X)
+    in_km = RFFFeaturizer(64, wavelength="median", random_state=0).fit(X / 1000)
+    assert in_km.wavelength_ == pytest.approx(features.wavelength_ / 1000)
+    np.testing.assert_allclose(in_km.transform(X / 1000), features.transform(X),
+                               atol=1e-9)
+    assert features.wavelength_ == pytest.approx(np.median(pdist(X)))
+
+
+def test_median_wavelength_subsamples_and_survives_identical_states():
+    X = np.arange(5000.0)[:, None]
+    rff = RFFFeaturizer(8, wavelength="median", random_state=0).fit(X)
+    assert rff.wavelength_ == pytest.approx(np.median(pdist(X[::5])))
+    same = RFFFeaturizer(8, wavelength="median").fit(np.ones((4, 2)))
+    assert same.wavelength_ == 1.0
+
+
+def test_a_wavelength_far_below_the_spread_of_the_states_warns():
+    X = np.random.default_rng(0).normal(size=(300, 3))
+    with pytest.warns(UserWarning, match="wavelength='median'") as record:
+        RFFFeaturizer(16, wavelength=1.0).fit(10 * X)  # unscaled states
+    assert record[0].filename == __file__
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        RFFFeaturizer(16, wavelength=1.0).fit(X)  # median distance about 2.3
+        RFFFeaturizer(16, wavelength="median").fit(10 * X)
