@@ -38,6 +38,8 @@ def main(argv=None):
     parser.add_argument("--output-dir", help="write the tables (CSV) and figure")
     parser.add_argument("--random-state", type=int, default=0)
     parser.add_argument("--quiet", action="store_true", help="no progress")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="print each stage's size, memory and time; run nothing")
     args = parser.parse_args(argv)
     module = {"spatial": spatial, "assimilation96": assimilation_lorenz96}.get(
         args.experiment, surrogate)
@@ -47,6 +49,9 @@ def main(argv=None):
     if args.n_seeds is not None and hasattr(preset, "n_seeds"):
         preset = dataclasses.replace(preset, n_seeds=args.n_seeds)
     print(f"Machine: {_machine()}", flush=True)
+    if args.dry_run:
+        _print_plan(module, preset, args.preset, parser)
+        return
     start = time.perf_counter()
     run = {"output_dir": args.output_dir, "random_state": args.random_state}
     if module is assimilation_lorenz96:
@@ -60,6 +65,22 @@ def main(argv=None):
         table = surrogate.surrogate_comparison(preset, **run, verbose=not args.quiet)
         _print_surrogates(table, args.preset)
     print(f"\nWall time {time.perf_counter() - start:.0f} s; {_machine()}")
+
+
+def _print_plan(module, preset, preset_name, parser):
+    from skdiffusion.experiments import _plan
+
+    if module is not surrogate:
+        parser.error("--dry-run plans the surrogate experiment only")
+    start = time.perf_counter()
+    plan = _plan.surrogate_plan(preset)
+    print(
+        f"Surrogate comparison, {preset_name} preset: the stages, their data, "
+        "peak host memory (GB) and time (s, all seeds) on this CPU (probed) and "
+        "on one GPU (estimated)\n"
+        f"{_plan.format_plan(plan)}\n(probe and plan: "
+        f"{time.perf_counter() - start:.0f} s)"
+    )
 
 
 def _print_surrogates(table, preset_name):
@@ -79,6 +100,16 @@ def _print_surrogates(table, preset_name):
     for model, (median, within) in verdict["transfer"].items():
         where = "within" if within else ("below" if median < low else "above")
         print(f"  {model:<27} median {median:.2e}: {where} that range")
+    first = table[table["lead_time"] == 0].dropna(subset=["alpha"])
+    per_seed = first.groupby("model", sort=False)["alpha"].agg(
+        lambda alphas: ", ".join(f"{alpha:.0e}" for alpha in alphas)
+    )
+    print(
+        "Ridge penalties per seed: '+ridge' the paper's, '+ridgeCV' chosen on "
+        "held-out training trajectories"
+    )
+    for model, alphas in per_seed.items():
+        print(f"  {model:<27} {alphas}")
 
 
 def _print_spatial(table, preset, preset_name):

@@ -1,0 +1,269 @@
+"""What a preset of the surrogate comparison will cost, before it runs.
+
+:func:`surrogate_plan` lists the stages of
+:func:`~skdiffusion.experiments.surrogate_comparison` for a preset: rows and
+columns of the data each stage reads, its peak host memory, and its time on
+this machine's CPU (from a probe of a few seconds: every network, feature
+map and ridge update timed on small batches, scaled by rows and steps) and
+on one GPU (floating-point operations divided by an assumed sustained
+throughput: a lower bound; ``benchmarks/gpu_check.py`` measures a real one).
+Memory counts the arrays the stage allocates (float64 where the code keeps
+float64), not the interpreter and torch (about 0.5 GB).
+"""
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from ..datasets import make_lorenz63
+
+# float32 operations per second assumed for one GPU: an A100's float32 peak
+# (19.5 TFLOP/s). Small networks reach a fraction of a peak, so the GPU
+# column is optimistic; benchmarks/gpu_check.py measures the real rate.
+GPU_FLOPS = 19.5e12
+_F64, _F32 = 8, 4
+
+
+@dataclass
+class _Probe:
+    """Seconds per row (or per row and step) of each kind of work, measured here."""
+
+    integrate: float  # one RK4 step of up to 16 trajectories at once
+    denoiser_step: float  # one training row of the featurizer
+    network_step: dict  # one training row of each from-scratch network
+    head_step: float  # one training row of the shallow head
+    rff: float  # one row of 1536 random features
+    poly: float  # one row of degree-4 polynomial features
+    diffusion: float  # one row of the six-time diffusion features
+    accumulate: float  # one row of 1536 features into X^T X
+
+
+def _seconds(call, repeat=2):
+    call()  # warm-up
+    start = time.perf_counter()
+    for _ in range(repeat):
+        call()
+    return (time.perf_counter() - start) / repeat
+
+
+def probe(preset, rows=1024):
+    """Time each kind of work on `rows` rows here: a few seconds in all."""
+    from sklearn.preprocessing import PolynomialFeatures
+
+    from ..featurizers import DiffusionFeaturizer, RFFFeaturizer
+    from ..neural import DenseRegressor, ResidualRegressor
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(rows, 3))
+    y = rng.normal(size=(rows, 3))
+    # RK4 is vectorised over trajectories: the time goes with the steps
+    integrate = (
+        _seconds(lambda: make_lorenz63(16, 5_000, burn_in=0, cache=False), repeat=1)
+        / 5_000
+    )
+    steps = 3
+
+    def fit_time(estimator, *data):
+        return _seconds(lambda: estimator.fit(*data), repeat=1) / (steps * rows)
+
+    featurizer_params = {**preset.featurizer, "max_iter": steps, "batch_size": rows}
+    featurizer = DiffusionFeaturizer(random_state=0, device="cpu", **featurizer_params)
+    denoiser_step = fit_time(featurizer, X)
+    train = {
+        "max_iter": steps,
+        "batch_size": rows,
+        "device": "cpu",
+        "n_iter_no_change": None,
+    }
+    networks = {
+        f"dense({n}x{preset.width})": DenseRegressor((preset.width,) * n, **train)
+        for n in (1, 2, 3)
+    }
+    networks["residual(3 blocks)"] = ResidualRegressor(preset.width, **train)
+    network_step = {name: fit_time(net, X, y) for name, net in networks.items()}
+    head = DenseRegressor((preset.width,), **train)
+    head_step = fit_time(head, rng.normal(size=(rows, 2 * 256)), y)
+    rff = RFFFeaturizer(1536, random_state=0).fit(X)
+    poly = PolynomialFeatures(4, include_bias=False).fit(X)
+    features = rng.normal(size=(rows, 1536))
+    return _Probe(
+        integrate=integrate,
+        denoiser_step=denoiser_step,
+        network_step=network_step,
+        head_step=head_step,
+        rff=_seconds(lambda: rff.transform(X)) / rows,
+        poly=_seconds(lambda: poly.transform(X)) / rows,
+        diffusion=_seconds(lambda: featurizer.transform(X)) / rows,
+        accumulate=_seconds(lambda: features.T @ features) / rows,
+    )
+
+
+def _denoiser_flops(width=256, n_blocks=3, embedding=512, n_features=3):
+    """Training operations per row: about 6 per weight (forward 2, backward 4)."""
+    weights = (
+        n_features * width
+        + n_blocks * (2 * width * width + embedding * 2 * width)
+        + width * n_features
+    )
+    return 6 * weights
+
+
+def _transform_flops(width=256, n_blocks=3, n_times=6, n_features=3):
+    """Feature operations per row: FiLM is constant per time, so 2 per weight."""
+    return 2 * n_times * (n_features * width + n_blocks * 2 * width * width)
+
+
+def surrogate_plan(preset, timing=None):
+    """The stages of a surrogate-comparison preset, with their sizes and costs.
+
+    Parameters
+    ----------
+    preset : SurrogatePreset
+    timing : _Probe, default=None
+        Measured by :func:`probe` when None.
+
+    Returns
+    -------
+    plan : pandas.DataFrame
+        One row per stage: ``stage``, ``runs`` (per seed, or 1), ``rows``,
+        ``columns``, ``memory_gb`` (peak of the stage's arrays, host),
+        ``cpu_s`` and ``gpu_s`` (all runs of the stage over all seeds).
+    """
+    p = preset
+    timing = probe(p) if timing is None else timing
+    lead, burn_in = 10, 5_000
+    n_train = p.n_train_trajectories * (p.n_train_steps - lead)
+    n_test = p.n_test_trajectories * (p.n_test_steps - lead)
+    seeds = p.n_seeds
+    steps_total = p.n_train_steps + p.n_test_steps + 2 * burn_in
+    # trajectories, X, y, normalised states of train, and X + y for the fits
+    data_gb = 5 * n_train * 3 * _F64 / 1e9
+    featurizer_steps = p.featurizer.get("max_iter", 0)
+    batch = p.featurizer.get("batch_size", 16_384)
+    net_steps, net_batch = p.network["max_iter"], p.network["batch_size"]
+    head_steps, head_batch = p.head["max_iter"], p.head["batch_size"]
+    predictions = p.n_starts * p.n_leads + p.n_climate * p.climate_leads
+    ridge_features = {
+        "RFF(1536)+ridge": 1536,
+        "RFF(256)+ridge": 256,
+        "poly(4)+ridge": 34,
+        "transfer(6 t)+ridge": 1536,
+        "transfer(t=400)+ridge": 256,
+        "untrained(6 t)+ridge": 1536,
+    }
+    stages = [
+        {
+            "stage": "data: Lorenz 63 train + test (RK4)",
+            "runs": 1,
+            "rows": n_train + n_test,
+            "columns": 3,
+            "memory_gb": data_gb,
+            "cpu_s": steps_total * timing.integrate,
+            "gpu_s": np.nan,
+        },
+        {
+            "stage": "featurizer training (one per seed)",
+            "runs": seeds,
+            "rows": n_train,
+            "columns": 3,
+            # a float32 standardised copy and the split's train/validation copies
+            "memory_gb": 3 * n_train * 3 * _F32 / 1e9,
+            "cpu_s": seeds * featurizer_steps * batch * timing.denoiser_step,
+            "gpu_s": seeds * featurizer_steps * batch * _denoiser_flops() / GPU_FLOPS,
+        },
+    ]
+    w = p.width
+    weights = {f"dense({n}x{w})": 6 * w + (n - 1) * w * w for n in (1, 2, 3)}
+    weights["residual(3 blocks)"] = 6 * w + 6 * w * w
+    for name, seconds in timing.network_step.items():
+        stages.append(
+            {
+                "stage": f"from scratch: {name}",
+                "runs": seeds,
+                "rows": n_train,
+                "columns": 3,
+                "memory_gb": 4 * n_train * 3 * _F32 / 1e9,
+                "cpu_s": seeds * net_steps * net_batch * seconds,
+                "gpu_s": seeds * net_steps * net_batch * 6 * weights[name] / GPU_FLOPS,
+            }
+        )
+    for name, n_features in ridge_features.items():
+        per_row = {1536: timing.rff, 256: timing.rff / 6, 34: timing.poly}[n_features]
+        flops = 2 * n_features * n_features
+        if name.startswith(("transfer", "untrained")):
+            per_row = timing.diffusion * n_features / 1536
+            flops += _transform_flops(n_times=n_features // 256)
+        # the ridge reads the rows twice (fit, then the held-out score) and
+        # predicts the rollouts; each chunk's features live in float64
+        rows_read = n_train + predictions
+        accumulate = timing.accumulate * (n_features / 1536) ** 2
+        stages.append(
+            {
+                "stage": f"ridge head: {name} (streamed)",
+                "runs": seeds,
+                "rows": n_train,
+                "columns": n_features,
+                "memory_gb": (3 * p.chunk_size * n_features + 3 * n_features**2)
+                * _F64
+                / 1e9,
+                "cpu_s": seeds * (rows_read * per_row + n_train * accumulate),
+                "gpu_s": seeds * rows_read * flops / GPU_FLOPS,
+            }
+        )
+    for kind in ("transfer", "untrained"):
+        stages.append(
+            {
+                "stage": f"shallow head: {kind}(t=0,400) (features materialised)",
+                "runs": seeds,
+                "rows": n_train,
+                "columns": 512,
+                # Pipeline.fit holds the features (float64) and the regressor a
+                # standardised float32 copy of them
+                "memory_gb": n_train * 512 * (_F64 + _F32) / 1e9,
+                "cpu_s": seeds
+                * (
+                    head_steps * head_batch * timing.head_step
+                    + n_train * timing.diffusion / 3
+                ),
+                "gpu_s": seeds
+                * (
+                    head_steps * head_batch * 6 * (512 + 3) * w
+                    + n_train * _transform_flops(n_times=2)
+                )
+                / GPU_FLOPS,
+            }
+        )
+    plan = pd.DataFrame(stages)
+    plan["memory_gb"] = plan["memory_gb"] + np.where(
+        plan["stage"].str.startswith("data"), 0.0, data_gb
+    )
+    return plan
+
+
+def format_plan(plan, limit_gb=16.0):
+    """The plan as text, with totals and the stages over `limit_gb`."""
+    shown = plan.assign(
+        data=[
+            f"{r:,} x {c}" for r, c in zip(plan["rows"], plan["columns"], strict=True)
+        ],
+        memory=[f"{m:.2f}" for m in plan["memory_gb"]],
+        cpu=[f"{s:,.0f}" for s in plan["cpu_s"]],
+        gpu=["-" if np.isnan(s) else f"{s:,.0f}" for s in plan["gpu_s"]],
+    )[["stage", "runs", "data", "memory", "cpu", "gpu"]]
+    shown.columns = ["stage", "runs", "rows x columns", "peak GB", "CPU s", "GPU s"]
+    over = plan[plan["memory_gb"] > limit_gb]
+    lines = [
+        shown.to_string(index=False),
+        f"\nTotal: {plan['cpu_s'].sum():,.0f} s on this CPU "
+        f"({plan['cpu_s'].sum() / 86_400:.1f} days), "
+        f"{np.nansum(plan['gpu_s']):,.0f} s on one GPU at "
+        f"{GPU_FLOPS / 1e12:g} TFLOP/s (a lower bound); peak host memory "
+        f"{plan['memory_gb'].max():.1f} GB.",
+    ]
+    if len(over):
+        lines.append(f"Over {limit_gb:g} GB: {', '.join(over['stage'])}.")
+    else:
+        lines.append(f"Every stage fits in {limit_gb:g} GB.")
+    return "\n".join(lines)
