@@ -512,3 +512,88 @@ def test_denoiser_builds_or_refuses_clearly(n_features, n_hidden, n_blocks,
     shape = (2, n_features) if isinstance(n_features, int) else None
     check_outcome(call, ["n_features", "n_hidden", "n_blocks"], shape)
     property_cases["diffusion.Denoiser"] += 1
+
+
+@FEW
+@given(
+    x0=arrays(2),
+    dt=st.sampled_from([0.1, 5.0, 0.0, -0.1, np.nan, True]),
+    n_steps=st.sampled_from([3, 1, 0, True, np.int64(3)]),
+)
+def test_make_trajectories_is_finite_or_refuses_clearly(x0, dt, n_steps,
+                                                        property_cases):
+    def call():
+        return datasets.make_trajectories(np.square, x0, n_steps, dt=dt).X
+
+    # dx/dt = x^2 blows up in finite time: a large dt or x0 must say so
+    check_outcome(call, ["x0", "dt", "n_steps", "lead_steps", "vector_field"])
+    property_cases["datasets.make_trajectories"] += 1
+
+
+@FEW
+@given(name=st.sampled_from(["folder", "file", "below_file", True, 3, None]))
+def test_get_data_home_gives_a_folder_or_refuses_clearly(name, tmp_path_factory,
+                                                         property_cases):
+    root = tmp_path_factory.mktemp("home")
+    (root / "file").write_text("")
+    data_home = {"folder": root / "new", "file": root / "file",
+                 "below_file": root / "file" / "x"}.get(name, name)
+    if data_home is None:
+        return  # the user's default folder: not created by a test
+    try:
+        folder = datasets.get_data_home(data_home)
+    except (ValueError, TypeError) as error:
+        assert "data_home" in str(error), error
+    else:
+        assert np.asarray(__import__("os").path.isdir(folder))
+    property_cases["datasets.get_data_home"] += 1
+
+
+@SETTINGS
+@given(
+    kind=st.sampled_from(["nrmse", "vpt", "rollout"]),
+    n_steps=st.sampled_from([2, 1, 0, True, np.int64(2)]),
+    std=st.sampled_from([None, 1.0, [1.0, 1.0, 1.0], [1.0, 2.0], -1.0, "a"]),
+    n_rollouts=st.sampled_from([None, 3, 0, True]),
+)
+def test_scorers_are_made_and_score_or_refuse_clearly(
+    kind, n_steps, std, n_rollouts, fitted, data, property_cases
+):
+    forecaster, before = fitted["SurrogateForecaster"]
+
+    def make():
+        if kind == "nrmse":
+            return metrics.make_nrmse_scorer(std=std)
+        if kind == "vpt":
+            return metrics.make_vpt_scorer(n_steps, 0.01, std=std,
+                                           n_rollouts=n_rollouts)
+        return metrics.make_rollout_scorer(n_steps, std=std, n_rollouts=n_rollouts)
+
+    names = ["n_steps", "std", "n_rollouts"]
+    try:
+        scorer = make()
+    except (ValueError, TypeError) as error:
+        assert any(name in str(error) for name in names), error
+    else:
+        X, y = data
+        check_outcome(lambda: scorer(forecaster, X, y), names + ["X", "y"], ())
+    assert_array_equal(forecaster.predict(data[0]), before)
+    property_cases[f"metrics.make_{kind}_scorer"] += 1
+
+
+@SETTINGS
+@given(
+    t_start=st.sampled_from([10, 1, 0, -3, True, np.int64(10), 2.5, np.nan]),
+    n_steps=st.sampled_from([3, 20, 0, True, np.int64(3)]),
+    name=st.sampled_from(["cosine", "linear", "other", 3]),
+)
+def test_grids_and_named_schedules_are_valid_or_refuse_clearly(
+    t_start, n_steps, name, property_cases
+):
+    def grid():
+        return diffusion.timestep_grid(t_start, n_steps).double().numpy()
+
+    check_outcome(grid, ["t_start", "n_steps"])
+    check_outcome(lambda: diffusion.get_schedule(name, 10).alpha_bar.numpy(),
+                  ["schedule"], (11,))
+    property_cases["diffusion.timestep_grid/get_schedule"] += 1

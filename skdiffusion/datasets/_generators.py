@@ -13,7 +13,7 @@ from joblib import Memory
 from sklearn.utils import Bunch, check_random_state
 from sklearn.utils._param_validation import Interval, Options, StrOptions
 
-from .._validation import validate_params
+from .._validation import check_numeric, validate_params
 from . import _integrate, _systems
 from ._base import get_data_home
 from ._integrate import rk4
@@ -462,6 +462,7 @@ Runge-Kutta from the given initial states, after {burn_in} discarded steps.
 
 def _initial_states(vector_field, x0):
     """``x0`` as finite (n_trajectories, n_dim) float64, checked on the field."""
+    check_numeric(x0, "x0")
     x0 = np.array(x0, dtype=np.float64, ndmin=2)
     if x0.ndim != 2 or x0.shape[1] == 0 or not np.all(np.isfinite(x0)):
         raise ValueError(

@@ -11,6 +11,7 @@ import math
 import torch
 
 from .._progress import progress, row_chunks
+from .network import _check_int
 from .parameterization import check_parameterization, noised, to_noise, to_state
 from .training import _randn
 
@@ -43,10 +44,8 @@ def timestep_grid(t_start, n_steps):
     -------
     torch.Tensor of shape (min(n_steps, t_start),), int64
     """
-    if t_start < 1 or n_steps < 1:
-        raise ValueError(
-            f"t_start and n_steps must be >= 1, got {t_start!r} and {n_steps!r}."
-        )
+    _check_int("t_start", t_start, 1)
+    _check_int("n_steps", n_steps, 1)
     n_steps = min(int(n_steps), int(t_start))
     grid = torch.linspace(t_start, 0, n_steps + 1, dtype=torch.float64)[:-1]
     return grid.round().long()
