@@ -5,8 +5,8 @@ Forecast skill is the normalised root-mean-squared error per lead time
 model selection (:data:`neg_nrmse_scorer`, :func:`make_nrmse_scorer`). How
 long a rollout stays close to the truth is its valid prediction time
 (:func:`valid_prediction_time`, in model time or in Lyapunov times with
-:data:`LYAPUNOV_EXPONENTS`), also a scorer (:func:`make_vpt_scorer`), as is the error of whole
-rollouts (:func:`make_rollout_scorer`).
+:data:`LYAPUNOV_EXPONENTS`), also a scorer (:func:`make_vpt_scorer`), as
+is the error of whole rollouts (:func:`make_rollout_scorer`).
 Generated states (or the long-run climate of a forecast) are compared with a
 reference sample by :func:`hellinger_distance` between histograms,
 :func:`nearest_neighbour_distances` and :func:`extreme_fraction`.
@@ -395,14 +395,33 @@ def _rollouts(estimator, X, y, *, n_steps, lead_steps, n_rollouts, target):
     if hasattr(estimator, "forecast"):
         forecast = estimator.forecast(X0, n_steps)
     else:
-        forecast = _roll_out(estimator, check_array(X0), n_steps, n_state, target)
+        bounds = _climate_bounds(states[:, :n_state])
+        forecast = _roll_out(
+            estimator, check_array(X0), n_steps, n_state, target, bounds
+        )
     return states[rows, :n_state], forecast[:, :, :n_state]
 
 
-def _roll_out(regressor, X0, n_steps, n_state, target):
-    """Feed a regressor of next states (or increments) its own predictions."""
+def _climate_bounds(states, n_std=10.0):
+    """(low, high) of each variable: ``n_std`` standard deviations about the mean.
+
+    Like :class:`~skdiffusion.surrogate.SurrogateForecaster`'s default
+    ``blowup_threshold``: a state beyond them has blown up.
+    """
+    mean, std = states.mean(axis=0), states.std(axis=0)
+    std = np.where(std > 0, std, 1.0)
+    return mean - n_std * std, mean + n_std * std
+
+
+def _roll_out(regressor, X0, n_steps, n_state, target, bounds):
+    """Feed a regressor of next states (or increments) its own predictions.
+
+    A state outside ``bounds`` (or non-finite) has blown up: NaN from there
+    on, and never fed to the regressor.
+    """
     trajectories = np.full((len(X0), n_steps + 1, X0.shape[1]), np.nan)
     trajectories[:, 0] = X0
+    low, high = bounds
     for step in range(1, n_steps + 1):
         states = trajectories[:, step - 1].copy()
         alive = np.all(np.isfinite(states), axis=1)
@@ -410,8 +429,10 @@ def _roll_out(regressor, X0, n_steps, n_state, target):
             break
         with np.errstate(over="ignore", invalid="ignore"):
             predicted = np.reshape(regressor.predict(states[alive]), (-1, n_state))
-        if target == "increment":
-            predicted = predicted + states[alive, :n_state]
+            if target == "increment":
+                predicted = predicted + states[alive, :n_state]
+            inside = np.all((predicted >= low) & (predicted <= high), axis=1)
+        predicted[~inside] = np.nan
         states[alive, :n_state] = predicted
         states[~alive] = np.nan
         trajectories[:, step] = states
@@ -590,7 +611,9 @@ def make_rollout_scorer(n_steps, *, lead_steps=1, std=None, n_rollouts=100,
         variables (greater is better). An estimator with a
         ``forecast(X0, n_steps)`` method is rolled out with it; any other
         regressor is fed its own predictions (``x + predict(x)`` when
-        ``target="increment"``).
+        ``target="increment"``) until a state leaves 10 standard deviations
+        about the mean of the fold's states (the forecaster's default
+        ``blowup_threshold``).
 
     See Also
     --------

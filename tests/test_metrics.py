@@ -488,3 +488,20 @@ def test_extreme_fraction_known_value_and_quantiles():
     assert extreme_fraction(generated, reference, quantiles=(0.0, 1.0)) == 0.0
     with pytest.raises(ValueError, match="quantiles"):
         extreme_fraction(generated, reference, quantiles=(0.9, 0.1))
+
+
+def test_rollout_scorer_stops_a_bare_regressor_leaving_the_climate():
+    # A regressor that doubles the state: after a few steps it is 10 std away;
+    # it must not be fed further (a featurizer would refuse such input).
+    class Doubles:
+        calls = []
+
+        def predict(self, X):
+            self.calls.append(np.abs(X).max())
+            return 2.0 * X
+
+    X, y, _ = pairs_from_trajectories([rotation_trajectory(200, 0.2)])
+    regressor = Doubles()
+    score = make_rollout_scorer(30)(regressor, X, X + y)
+    assert np.isfinite(score) and score < -1.0
+    assert max(regressor.calls) <= 10 * np.sqrt(0.5) + 1  # 10 std of the circle
