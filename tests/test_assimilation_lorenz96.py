@@ -148,6 +148,15 @@ def test_localised_enoi_is_the_kalman_update_with_the_tapered_covariance():
                                        obs_error_std=0.5)
     global_, _ = enoi_analysis(forecast, ens, y, obs_error_std=0.5, obs_operator=H)
     np.testing.assert_allclose(analysis[:, 0], global_, atol=1e-8)
+    # Inflation 4 is the ensemble's perturbations doubled, localised or not.
+    wide = 2 * (ens - ens.mean(axis=1, keepdims=True))
+    wider, _ = enoi_analysis(forecast, wide, y, obs_error_std=0.5, obs_operator=H)
+    for radius in (None, 1e9):
+        method.set_params(inflation=4.0, localization_radius=radius)
+        analysis, b_var, _ = method.assimilate(forecast[:, None], y, obs_operator=H,
+                                               obs_error_std=0.5)
+        np.testing.assert_allclose(analysis[:, 0], wider, atol=1e-8)
+        np.testing.assert_allclose(b_var, wide.var(axis=1, ddof=1), rtol=1e-8)
 
 
 def test_three_dvar_tapers_and_inflates_its_covariance(climate96):

@@ -16,8 +16,8 @@ from sklearn.utils._param_validation import HasMethods, Interval
 
 from ._analysis import (
     _check_analysis,
+    _ensemble_update,
     check_covariance,
-    enoi_analysis,
     etkf_analysis,
     gain_update,
     letkf_analysis,
@@ -75,6 +75,10 @@ class EnOI(_DeterministicMethod):
     sampler : object with ``sample_ensemble(X, *, random_state)``
         :class:`DiffusionEnsemble`, :class:`StaticCovarianceEnsemble` or
         :class:`ClimatologyEnsemble`.
+    inflation : float, default=1.0
+        Factor multiplying the ensemble covariance, so that its amplitude
+        can be tuned apart from its shape (for a diffusion ensemble, ``tau``
+        sets both).
     localization_radius : float, default=None
         Radius in sites (variables on a periodic ring, as in Lorenz 96) of
         the Gaspari-Cohn taper multiplying the ensemble covariance element
@@ -97,11 +101,13 @@ class EnOI(_DeterministicMethod):
 
     _parameter_constraints: dict = {
         "sampler": [HasMethods(["sample_ensemble"])],
+        "inflation": [Interval(Real, 0, None, closed="neither")],
         "localization_radius": _RADIUS,
     }
 
-    def __init__(self, sampler, *, localization_radius=None):
+    def __init__(self, sampler, *, inflation=1.0, localization_radius=None):
         self.sampler = sampler
+        self.inflation = inflation
         self.localization_radius = localization_radius
 
     def assimilate(self, background, observations, *, obs_operator, obs_error_std,
@@ -112,18 +118,18 @@ class EnOI(_DeterministicMethod):
         if self.localization_radius is not None:
             return _localized_update(
                 forecast, ensemble, observations, obs_operator, obs_error_std,
-                self.localization_radius,
+                self.localization_radius, self.inflation,
             )
-        analysis, analysis_ensemble = enoi_analysis(
-            forecast,
-            ensemble,
-            observations,
-            obs_error_std=obs_error_std,
-            obs_operator=obs_operator,
+        forecast, ensemble, observations, H, std = _check_analysis(
+            observations, obs_operator, obs_error_std, forecast=forecast,
+            ensemble=ensemble,
+        )
+        analysis, analysis_ensemble = _ensemble_update(
+            forecast, ensemble, observations, H, std, self.inflation
         )
         return (
             analysis[:, None],
-            ensemble.var(axis=1, ddof=1),
+            self.inflation * ensemble.var(axis=1, ddof=1),
             analysis_ensemble.var(axis=1, ddof=1),
         )
 
@@ -396,7 +402,7 @@ def _static_update(center, B, observations, obs_operator, obs_error_std):
 
 
 def _localized_update(forecast, ensemble, observations, obs_operator, obs_error_std,
-                      radius):
+                      radius, inflation):
     """EnOI with the ensemble covariance tapered (Schur product), one per experiment."""
     forecast, ensemble, observations, H, std = _check_analysis(
         observations, obs_operator, obs_error_std, forecast=forecast,
@@ -404,7 +410,8 @@ def _localized_update(forecast, ensemble, observations, obs_operator, obs_error_
     )
     perturbations = ensemble - ensemble.mean(axis=1, keepdims=True)
     sample = np.einsum("nmi,nmj->nij", perturbations, perturbations)
-    B = sample / (ensemble.shape[1] - 1) * covariance_taper(ensemble.shape[2], radius)
+    taper = covariance_taper(ensemble.shape[2], radius)
+    B = inflation / (ensemble.shape[1] - 1) * sample * taper
     analysis, covariance = gain_update(forecast, B, observations, H, std)
     return (
         analysis[:, None],
