@@ -264,7 +264,7 @@ def validate_params(parameter_constraints, *, prefer_skip_nested_validation):
         def wrapper(*args, **kwargs):
             if not get_config()["skip_parameter_validation"]:
                 try:
-                    bound = signature.bind(*args, **kwargs)
+                    bound = signature.bind_partial(*args, **kwargs)
                 except TypeError:
                     return validated(*args, **kwargs)  # Python says what is wrong
                 reject_bools(parameter_constraints, bound.arguments, func.__qualname__)

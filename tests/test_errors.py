@@ -15,6 +15,7 @@ import joblib
 import numpy as np
 import pytest
 from numpy.testing import assert_array_equal
+from sklearn.base import clone
 from sklearn.linear_model import Ridge
 from sklearn.preprocessing import FunctionTransformer
 
@@ -425,3 +426,61 @@ def test_pickles_of_a_fitted_torch_estimator_are_byte_identical(name, featurizer
         joblib.dump(model, buffer)
         dumps.append(buffer.getvalue())
     assert dumps[0] == dumps[1]
+
+
+def integer_parameters(constraints):
+    """Names of the parameters whose constraints include an integer interval."""
+    from numbers import Integral
+
+    from sklearn.utils._param_validation import Interval
+
+    return [
+        name for name, allowed in constraints.items()
+        if not isinstance(allowed, str)
+        and any(isinstance(c, Interval) and c.type is Integral for c in allowed)
+    ]
+
+
+@pytest.mark.parametrize("name", ESTIMATOR_NAMES)
+def test_every_integer_parameter_of_every_estimator_refuses_bools(
+    name, featurizer, data
+):
+    estimator = estimators(featurizer)[name]
+    names = integer_parameters(estimator._parameter_constraints)
+    for param in names:
+        model = clone(estimator).set_params(**{param: True})
+        with pytest.raises(ValueError, match=f"'{param}' parameter.*not a bool"):
+            model.fit(*data)
+
+
+@pytest.mark.parametrize(
+    "function",
+    [datasets.make_lorenz63, datasets.make_lorenz96, datasets.make_trajectories,
+     datasets.rk4, datasets.pairs_from_trajectories, metrics.make_vpt_scorer,
+     metrics.make_rollout_scorer, metrics.hellinger_distance,
+     metrics.nearest_neighbour_distances],
+    ids=lambda function: function.__name__,
+)
+def test_every_integer_argument_of_the_functions_refuses_bools(function):
+    names = integer_parameters(function._skl_parameter_constraints)
+    assert names or function is metrics.nearest_neighbour_distances
+    for param in names:
+        with pytest.raises(ValueError, match=f"'{param}' parameter.*not a bool"):
+            function(**{param: True})  # refused before anything else is looked at
+
+
+def test_an_interrupted_fit_counts_the_steps_applied(data, monkeypatch):
+    import torch
+
+    adam_step, calls = torch.optim.Adam.step, []
+
+    def interrupted_step(optimizer, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 4:
+            raise KeyboardInterrupt
+        return adam_step(optimizer, *args, **kwargs)
+
+    monkeypatch.setattr(torch.optim.Adam, "step", interrupted_step)
+    with pytest.warns(UserWarning, match="interrupted after 3 steps"):
+        model = DenseRegressor((8,), **{**TINY_TRAINING, "max_iter": 10}).fit(*data)
+    assert model.n_iter_ == 3
