@@ -75,8 +75,19 @@ def test_surrogate_comparison_is_a_tidy_table(comparison):
         "blown_up",
         "fit_time",
         "pretrain_time",
+        "alpha",
     ]
     assert set(table["model"]) == {"truth", *MODELS}
+    # both penalties of every ridge model: the paper's, and a held-out choice
+    alpha = table.groupby("model")["alpha"].unique()
+    for model in MODELS:
+        if model.endswith("+ridge"):
+            assert list(alpha[model]) == [TINY_SURROGATES.ridge_alpha]
+            assert f"{model}CV" in MODELS
+        elif model.endswith("+ridgeCV"):
+            assert set(alpha[model]) <= set(surrogate_module.RIDGE_ALPHAS)
+        else:
+            assert np.isnan(alpha[model]).all()
     assert table.groupby("model")["seed"].nunique().drop("truth").eq(2).all()
     np.testing.assert_allclose(np.unique(table["lead_time"]), np.arange(21) * 0.1)
     pretrained = table["kind"].isin(["transfer", "untrained"])
@@ -170,6 +181,8 @@ def test_main_prints_the_table(comparison, monkeypatch, capsys):
     assert "Median over 2 seeds" in out
     assert "transfer(6 t)+ridge" in out
     assert "From-scratch networks at 0.1 MTU" in out
+    assert "Ridge penalties per seed" in out
+    assert "RFF(1536)+ridgeCV" in out
     assert "Wall time" in out
 
 

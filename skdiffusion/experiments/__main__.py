@@ -100,6 +100,16 @@ def _print_surrogates(table, preset_name):
     for model, (median, within) in verdict["transfer"].items():
         where = "within" if within else ("below" if median < low else "above")
         print(f"  {model:<27} median {median:.2e}: {where} that range")
+    first = table[table["lead_time"] == 0].dropna(subset=["alpha"])
+    per_seed = first.groupby("model", sort=False)["alpha"].agg(
+        lambda alphas: ", ".join(f"{alpha:.0e}" for alpha in alphas)
+    )
+    print(
+        "Ridge penalties per seed: '+ridge' the paper's, '+ridgeCV' chosen on "
+        "held-out training trajectories"
+    )
+    for model, alphas in per_seed.items():
+        print(f"  {model:<27} {alphas}")
 
 
 def _print_spatial(table, preset, preset_name):

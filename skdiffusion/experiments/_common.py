@@ -62,13 +62,13 @@ def lorenz63_data(preset, *, random_state):
     return train, test
 
 
-def fit_and_score(model, X, y, score, *args):
+def fit_and_score(model, X, y, score, *args, fit_params=None):
     """Fit ``model`` on ``(X, y)``; ``{**score(model, *args), "fit_time": s}``."""
     start = time.perf_counter()
     with warnings.catch_warnings():
         # fixed budgets: stopping before convergence is intended
         warnings.simplefilter("ignore", ConvergenceWarning)
-        model.fit(X, y)
+        model.fit(X, y, **(fit_params or {}))
     fit_time = time.perf_counter() - start
     return {**score(model, *args), "fit_time": fit_time}
 
