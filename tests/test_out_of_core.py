@@ -53,13 +53,15 @@ def peak_numpy_bytes(call):
 def test_a_ridge_on_features_of_a_memmap_never_holds_the_feature_matrix(tmp_path):
     X, y = pairs(30_000)
     X_map, y_map = memmapped(X, tmp_path, "X"), memmapped(y, tmp_path, "y")
-    ridge = StreamingRidge(1e-3, transformer=RFFFeaturizer(256, random_state=0),
-                           chunk_size=1_000)
+    ridge = StreamingRidge(
+        1e-3, transformer=RFFFeaturizer(256, random_state=0), chunk_size=1_000
+    )
     peak = peak_numpy_bytes(lambda: ridge.fit(X_map, y_map))
     features = 30_000 * 256 * 4  # float32 feature matrix: 31 MB
     assert peak < features / 4  # about two chunks of features
-    in_memory = StreamingRidge(1e-3, transformer=RFFFeaturizer(256, random_state=0),
-                               chunk_size=1_000).fit(X, y)
+    in_memory = StreamingRidge(
+        1e-3, transformer=RFFFeaturizer(256, random_state=0), chunk_size=1_000
+    ).fit(X, y)
     np.testing.assert_allclose(ridge.coef_, in_memory.coef_, rtol=1e-6)
 
 
@@ -71,13 +73,17 @@ def test_dask_states_are_spooled_block_by_block_never_computed_whole(monkeypatch
 
     monkeypatch.setattr(da.Array, "__array__", refuse)
     ridge = StreamingRidgeCV(
-        (1e-3, 1e-2), transformer=RFFFeaturizer(64, random_state=0),
-        chunk_size=2_000, random_state=0,
+        (1e-3, 1e-2),
+        transformer=RFFFeaturizer(64, random_state=0),
+        chunk_size=2_000,
+        random_state=0,
     )
     ridge.fit(da.from_array(X, chunks=(5_000, 3)), da.from_array(y, (5_000, 2)))
     in_memory = StreamingRidgeCV(
-        (1e-3, 1e-2), transformer=RFFFeaturizer(64, random_state=0),
-        chunk_size=2_000, random_state=0,
+        (1e-3, 1e-2),
+        transformer=RFFFeaturizer(64, random_state=0),
+        chunk_size=2_000,
+        random_state=0,
     ).fit(X, y)
     np.testing.assert_allclose(ridge.coef_, in_memory.coef_, rtol=1e-6)
     assert ridge.alpha_ == in_memory.alpha_
@@ -87,16 +93,23 @@ def test_dask_states_are_spooled_block_by_block_never_computed_whole(monkeypatch
 def featurizer():
     X, _ = pairs(512)
     return DiffusionFeaturizer(
-        n_hidden=8, n_blocks=1, feature_times=(0, 100), max_iter=5,
-        batch_size=64, random_state=0, device="cpu", dtype="float32",
+        n_hidden=8,
+        n_blocks=1,
+        feature_times=(0, 100),
+        max_iter=5,
+        batch_size=64,
+        random_state=0,
+        device="cpu",
+        dtype="float32",
     ).fit(X)
 
 
 @pytest.mark.parametrize("make", ["rff", "diffusion"])
 def test_transform_of_a_dask_array_is_a_lazy_dask_array(make, featurizer):
     X, _ = pairs(1_000)
-    transformer = featurizer if make == "diffusion" else RFFFeaturizer(
-        32, random_state=0).fit(X)
+    transformer = (
+        featurizer if make == "diffusion" else RFFFeaturizer(32, random_state=0).fit(X)
+    )
     lazy = transformer.transform(da.from_array(X, chunks=(300, 2)))
     assert is_dask_array(lazy)
     assert lazy.numblocks == (4, 1)  # one transform per block of rows
@@ -118,8 +131,7 @@ def test_featurizer_fit_on_a_memmap_or_dask_array_is_fit_on_the_array(
 def test_surrogate_forecaster_fits_from_memmaps_and_dask(featurizer, tmp_path):
     X, _ = pairs(3_000)
     Y = X + 0.1 * np.tanh(X)
-    head = StreamingRidge(1e-3, transformer=FrozenEstimator(featurizer),
-                          chunk_size=500)
+    head = StreamingRidge(1e-3, transformer=FrozenEstimator(featurizer), chunk_size=500)
     expected = SurrogateForecaster(head).fit(X, Y).predict(X[:5])
     inputs = [
         (memmapped(X, tmp_path, "X"), memmapped(Y, tmp_path, "Y")),
