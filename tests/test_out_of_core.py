@@ -149,3 +149,29 @@ def test_spooled_memmap_is_read_only_and_leaves_no_file(tmp_path):
     assert isinstance(spool, np.memmap) and not spool.flags.writeable
     assert os.listdir(tmp_path) == []
     assert spooled(X) is X
+
+
+def test_the_paper_plan_fits_16_gb_only_with_streamed_heads():
+    import dataclasses
+
+    from skdiffusion.experiments import _plan
+    from skdiffusion.experiments.surrogate import PRESETS
+
+    networks = {
+        "dense(1x256)": 1.0,
+        "dense(2x256)": 1.0,
+        "dense(3x256)": 1.0,
+        "residual(3 blocks)": 1.0,
+    }
+    timing = _plan._Probe(1.0, 1.0, networks, 1.0, 1.0, 1.0, 1.0, 1.0)
+    paper = PRESETS["paper"]
+    plan = _plan.surrogate_plan(paper, timing)
+    assert plan["memory_gb"].max() < 16
+    assert plan["rows"].max() >= 16_000_000
+    materialised = _plan.surrogate_plan(
+        dataclasses.replace(paper, stream_heads=False), timing
+    )
+    shallow = materialised[materialised["stage"].str.startswith("shallow")]
+    # 1.6e7 rows x 512 features in float64, and a float32 copy
+    np.testing.assert_allclose(shallow["memory_gb"] - 1.92, 98.3, rtol=0.01)
+    assert "Over 16 GB: shallow head" in _plan.format_plan(materialised)

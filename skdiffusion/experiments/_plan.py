@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from ..datasets import make_lorenz63
+from .surrogate import MODELS
 
 # float32 operations per second assumed for one GPU: an A100's float32 peak
 # (19.5 TFLOP/s). Small networks reach a fraction of a peak, so the GPU
@@ -115,6 +116,43 @@ def _transform_flops(width=256, n_blocks=3, n_times=6, n_features=3):
     return 2 * n_times * (n_features * width + n_blocks * 2 * width * width)
 
 
+def _n_features(name):
+    """Columns of a ridge model's features, from its label in MODELS."""
+    for key, n_features in (
+        ("RFF(1536)", 1536),
+        ("RFF(256)", 256),
+        ("poly(4)", 34),
+        ("(6 t)", 1536),
+        ("(t=400)", 256),
+    ):
+        if key in name:
+            return n_features
+    raise ValueError(f"No feature count known for the model {name!r}.")
+
+
+def _shallow_stage(p, kind, n_train, timing):
+    """A shallow head on the features at t = 0 and 400 (512 columns)."""
+    samples = p.n_seeds * p.head["max_iter"] * p.head["batch_size"]
+    head_flops = 6 * (512 + 3) * p.width
+    if p.stream_heads:  # every step recomputes its batch's features
+        how, memory = "streamed", 3 * n_train * 3 * _F32
+        cpu = samples * (timing.head_step + timing.diffusion / 3)
+        flops = samples * (head_flops + _transform_flops(n_times=2))
+    else:  # Pipeline.fit holds the features (float64), the head a float32 copy
+        how, memory = "features materialised", n_train * 512 * (_F64 + _F32)
+        cpu = samples * timing.head_step + p.n_seeds * n_train * timing.diffusion / 3
+        flops = samples * head_flops + p.n_seeds * n_train * _transform_flops(n_times=2)
+    return {
+        "stage": f"shallow head: {kind}(t=0,400) ({how})",
+        "runs": p.n_seeds,
+        "rows": n_train,
+        "columns": 512,
+        "memory_gb": memory / 1e9,
+        "cpu_s": cpu,
+        "gpu_s": flops / GPU_FLOPS,
+    }
+
+
 def surrogate_plan(preset, timing=None):
     """The stages of a surrogate-comparison preset, with their sizes and costs.
 
@@ -143,16 +181,7 @@ def surrogate_plan(preset, timing=None):
     featurizer_steps = p.featurizer.get("max_iter", 0)
     batch = p.featurizer.get("batch_size", 16_384)
     net_steps, net_batch = p.network["max_iter"], p.network["batch_size"]
-    head_steps, head_batch = p.head["max_iter"], p.head["batch_size"]
     predictions = p.n_starts * p.n_leads + p.n_climate * p.climate_leads
-    ridge_features = {
-        "RFF(1536)+ridge": 1536,
-        "RFF(256)+ridge": 256,
-        "poly(4)+ridge": 34,
-        "transfer(6 t)+ridge": 1536,
-        "transfer(t=400)+ridge": 256,
-        "untrained(6 t)+ridge": 1536,
-    }
     stages = [
         {
             "stage": "data: Lorenz 63 train + test (RK4)",
@@ -189,15 +218,20 @@ def surrogate_plan(preset, timing=None):
                 "gpu_s": seeds * net_steps * net_batch * 6 * weights[name] / GPU_FLOPS,
             }
         )
-    for name, n_features in ridge_features.items():
+    ridges = [name for name in MODELS if "+ridge" in name]
+    for name in ridges:
+        n_features = _n_features(name)
         per_row = {1536: timing.rff, 256: timing.rff / 6, 34: timing.poly}[n_features]
         flops = 2 * n_features * n_features
         if name.startswith(("transfer", "untrained")):
             per_row = timing.diffusion * n_features / 1536
             flops += _transform_flops(n_times=n_features // 256)
-        # the ridge reads the rows twice (fit, then the held-out score) and
-        # predicts the rollouts; each chunk's features live in float64
-        rows_read = n_train + predictions
+        # one pass accumulates the normal equations (per part, held out or
+        # not); a held-out penalty re-reads its quarter of the rows; the
+        # rollouts predict; each chunk's features live in float64
+        held_out = name.endswith("CV")
+        rows_read = n_train * (1.25 if held_out else 1.0) + predictions
+        n_systems = 4 if held_out else 3
         accumulate = timing.accumulate * (n_features / 1536) ** 2
         stages.append(
             {
@@ -205,7 +239,7 @@ def surrogate_plan(preset, timing=None):
                 "runs": seeds,
                 "rows": n_train,
                 "columns": n_features,
-                "memory_gb": (3 * p.chunk_size * n_features + 3 * n_features**2)
+                "memory_gb": (3 * p.chunk_size * n_features + n_systems * n_features**2)
                 * _F64
                 / 1e9,
                 "cpu_s": seeds * (rows_read * per_row + n_train * accumulate),
@@ -213,28 +247,7 @@ def surrogate_plan(preset, timing=None):
             }
         )
     for kind in ("transfer", "untrained"):
-        stages.append(
-            {
-                "stage": f"shallow head: {kind}(t=0,400) (features materialised)",
-                "runs": seeds,
-                "rows": n_train,
-                "columns": 512,
-                # Pipeline.fit holds the features (float64) and the regressor a
-                # standardised float32 copy of them
-                "memory_gb": n_train * 512 * (_F64 + _F32) / 1e9,
-                "cpu_s": seeds
-                * (
-                    head_steps * head_batch * timing.head_step
-                    + n_train * timing.diffusion / 3
-                ),
-                "gpu_s": seeds
-                * (
-                    head_steps * head_batch * 6 * (512 + 3) * w
-                    + n_train * _transform_flops(n_times=2)
-                )
-                / GPU_FLOPS,
-            }
-        )
+        stages.append(_shallow_stage(p, kind, n_train, timing))
     plan = pd.DataFrame(stages)
     plan["memory_gb"] = plan["memory_gb"] + np.where(
         plan["stage"].str.startswith("data"), 0.0, data_gb
