@@ -1,15 +1,16 @@
 """Check the GPU path of every torch estimator, and time training on the GPU.
 
 1. Fits every torch estimator with ``device="cuda"`` (dense and convolutional
-   featurizers, the dense, residual, convolutional and fine-tuned
-   regressors), pickles each on the GPU machine, loads the pickles in a
-   process that sees no GPU, and compares their CPU transform/predict
-   outputs with the GPU ones.
+   featurizers, the dense, residual, convolutional, fine-tuned and
+   shallow-head regressors), pickles each on the GPU machine, loads the
+   pickles in a process that sees no GPU, and compares their CPU
+   transform/predict outputs with the GPU ones.
 2. Times training throughput at batch 16384 (the paper's) of the paper's
    featurizer and of a 3x256 dense regressor against a plain PyTorch loop of
    the same network (Adam, same loss, random batches), in steps per second.
 
-Under 8 minutes on one GPU (about 1 minute on recent ones). Without a GPU it
+Sized to stay under 8 minutes on one GPU (about 2,000 training steps at
+batch 16384 and eight small fits in all). Without a GPU it
 says so and exits with status 1; ``--device cpu --tiny`` runs the same
 checks on the CPU with small sizes (a smoke test of the script itself).
 
@@ -35,6 +36,7 @@ from skdiffusion import (
     DiffusionFeaturizer,
     FineTunedRegressor,
     ResidualRegressor,
+    ShallowHeadRegressor,
 )
 from skdiffusion.diffusion import build_denoiser, get_schedule
 
@@ -105,6 +107,12 @@ def estimators(device, s):
         (
             "FineTunedRegressor (dense)",
             FineTunedRegressor(dense, **head),
+            (X3, y3),
+            "predict",
+        ),
+        (
+            "ShallowHeadRegressor",
+            ShallowHeadRegressor(dense, feature_times=(0, 400), **head),
             (X3, y3),
             "predict",
         ),
