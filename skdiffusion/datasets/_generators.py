@@ -92,7 +92,10 @@ def _simulate(system, params, x0, dt, burn_in, n_steps, dtype, numerics=None,
 
 
 def _checksum(array):
-    """CRC-32 of an array's bytes: finds damage, costs a quarter of a copy."""
+    """CRC-32 of an array's bytes: finds damage for 1-2 copies' CPU time.
+
+    (``benchmarks/bench_validation_cost.py``.)
+    """
     return zlib.crc32(memoryview(np.ascontiguousarray(array)).cast("B"))
 
 
