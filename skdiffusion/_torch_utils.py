@@ -223,7 +223,10 @@ def mean_and_scale(A, name="X"):
     Raises a ValueError naming `name` when they overflow.
     """
     scaler = StandardScaler().fit(A)
-    if not (np.isfinite(scaler.mean_).all() and np.isfinite(scaler.scale_).all()):
+    # var_, not only scale_: StandardScaler takes an overflowing variance for
+    # a constant column and sets its scale to 1
+    statistics = (scaler.mean_, scaler.var_, scaler.scale_)
+    if not all(np.isfinite(values).all() for values in statistics):
         raise ValueError(
             f"{name} is too large to standardise: its mean or standard deviation "
             "overflows float64."

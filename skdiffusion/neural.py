@@ -203,7 +203,7 @@ class _BaseTorchRegressor(RegressorMixin, BaseEstimator):
 
     def _start(self, X, Y, rng):
         """Standardisation statistics and the untrained module of a new fit."""
-        stats = (*mean_and_scale(X), *mean_and_scale(Y))
+        stats = (*mean_and_scale(X), *mean_and_scale(Y, "y"))
         module = seeded_module(lambda: self._build_module(X.shape[1], Y.shape[1]), rng)
         return stats, module
 
@@ -665,7 +665,7 @@ class _RingRegressor(_BaseTorchRegressor):
             return super()._start(X, Y, rng)
         per_site = Y.shape[1] == X.shape[1]
         x_stats = mean_and_scale(X.reshape(-1, 1))
-        y_stats = mean_and_scale(Y.reshape(-1, 1) if per_site else Y)
+        y_stats = mean_and_scale(Y.reshape(-1, 1) if per_site else Y, "y")
         module = seeded_module(
             lambda: self._build_module(X.shape[1], Y.shape[1], per_site), rng
         )

@@ -113,9 +113,18 @@ def test_rk4_says_the_integration_blew_up_and_with_which_step():
         datasets.rk4(np.square, [1.0], 0.5, 10, return_trajectory=False)
 
 
-def test_featurizer_fit_refuses_data_whose_spread_overflows(data):
-    with pytest.raises(ValueError, match="X"):
-        tiny_featurizer(max_iter=1).fit(data[0] * 1e160)
+@pytest.mark.parametrize(
+    "make", [lambda: tiny_featurizer(max_iter=1), lambda: DenseRegressor(max_iter=1)],
+    ids=["DiffusionFeaturizer", "DenseRegressor"],
+)
+def test_fit_refuses_data_whose_spread_overflows(make, data):
+    X, y = data
+    with (
+        pytest.raises(ValueError, match="X is too large to standardise"),
+        warnings.catch_warnings(),
+    ):
+        warnings.simplefilter("ignore", RuntimeWarning)  # numpy's own overflow
+        make().fit(X * 1e160, y)
 
 
 # --- accepted nonsense ----------------------------------------------------------
