@@ -65,8 +65,11 @@ def check_numeric(array, name="X"):
         )
     dtypes = getattr(array, "dtypes", None)
     if dtypes is not None and not isinstance(dtypes, np.dtype):  # a DataFrame
-        for column, dtype in zip(array.columns, dtypes, strict=True):
-            if _holds_text(array[column].to_numpy(), dtype):
+        for position, dtype in enumerate(dtypes):
+            if getattr(dtype, "kind", "O") not in "OUS":
+                continue  # numbers: no need to look at the values
+            column = array.columns[position]
+            if _holds_text(array.iloc[:, position].to_numpy(), dtype):
                 raise ValueError(
                     f"{name} must hold numbers, but its column {column!r} holds "
                     f"text (dtype {dtype}); convert it with pandas.to_numeric "
