@@ -74,7 +74,7 @@ class Lorenz96AssimilationPreset:
     )
     n_members: int = 50
     n_steps: int = 25
-    tau_grid: tuple = (60, 80, 100)
+    tau_grid: tuple = (80, 120, 160)
     radius_grid: tuple = (1, 2, 4)
     var3d_inflations: tuple = (0.01, 0.02, 0.04)
     letkf_members: int = 10
@@ -98,7 +98,7 @@ PRESETS = {
         n_train_trajectories=32,
         n_train_steps=4_000,
         featurizer={**Lorenz96AssimilationPreset().featurizer, "max_iter": 3_000},
-        tau_grid=(40, 60, 80, 100, 120),
+        tau_grid=(60, 80, 100, 120, 160, 200),
         radius_grid=(1, 2, 3, 4, 6),
         var3d_inflations=(0.01, 0.015, 0.02, 0.03, 0.04),
         letkf_inflations=(1.02, 1.04, 1.06, 1.08, 1.1, 1.15),
