@@ -34,6 +34,8 @@ $(VENV)/.docs-installed: $(VENV)/.installed
 	$(PY) -m pip install --quiet -e ".[$(EXTRAS),docs]"
 	touch $@
 
+# Runs every examples/plot_*.py for the gallery's figures (each under a minute on
+# two cores); SKDIFFUSION_GALLERY_EXECUTE=0 make docs builds the text only.
 docs: $(VENV)/.docs-installed
 	$(PY) -m sphinx -W --keep-going -b html docs docs/_build/html
 

@@ -1,9 +1,12 @@
 """Sphinx configuration for skdiffusion.
 
-Build with ``make docs`` (warnings are errors). The gallery in ``examples/`` is
-rendered but not executed unless ``SKDIFFUSION_GALLERY_EXECUTE`` is set:
-``1`` runs every ``plot_*.py`` example, any other value is a regular expression
-that selects the examples to run, e.g. ``SKDIFFUSION_GALLERY_EXECUTE=surrogate``.
+Build with ``make docs`` (warnings are errors). The gallery runs every
+``examples/plot_*.py`` and embeds its output and figures (each example is sized
+to run in under a minute on two CPU cores). ``SKDIFFUSION_GALLERY_EXECUTE``
+changes that: ``0`` renders the code without running it (a quick build of the
+text), ``1`` (the default) runs every example, and any other value is a regular
+expression that selects the examples to run, e.g.
+``SKDIFFUSION_GALLERY_EXECUTE=surrogate``.
 """
 
 import os
@@ -95,13 +98,16 @@ def _gallery_pattern(setting):
 
 
 _stage_examples()
-_execute = _gallery_pattern(os.environ.get("SKDIFFUSION_GALLERY_EXECUTE", ""))
+_execute = _gallery_pattern(os.environ.get("SKDIFFUSION_GALLERY_EXECUTE", "1"))
 plot_gallery = str(_execute is not None)
 sphinx_gallery_conf = {
     "examples_dirs": os.path.relpath(GALLERY_SOURCE, DOCS),
     "gallery_dirs": "auto_examples",
     "filename_pattern": _execute or re.escape(os.sep) + "plot_",
-    "ignore_pattern": r"^_",  # helper modules such as examples/_common.py
+    # Only plot_*.py scripts are gallery pages: helpers such as _common.py and
+    # scripts meant for other launchers (train_distributed.py, for torchrun)
+    # stay out.
+    "ignore_pattern": r"^(?!plot_)",
     "download_all_examples": False,
     "remove_config_comments": True,
     "within_subsection_order": "FileNameSortKey",

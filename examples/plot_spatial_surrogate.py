@@ -13,12 +13,13 @@ increment over 0.1 model time units (MTU); and
 random-features model (:class:`~skdiffusion.PeriodicPatches` + random
 Fourier features + the same shared ridge) is the baseline.
 
-The sizes are small so that the example runs in about a minute on two CPU
-cores; the user guide's page on spatially extended systems gives the
-numbers of longer runs. There, as here, the local random features forecast
-longer than frozen diffusion features with a linear head, and a
-convolutional network trained on the target (:class:`~skdiffusion.ConvRegressor`)
-longer still.
+The sizes are small so that the example runs in under a minute on two CPU
+cores; the user guide's page on spatially extended systems gives the numbers
+of longer runs, and ``python -m skdiffusion.experiments --experiment
+spatial`` runs the full comparison (three seeds, more models). There, as
+here, the local random features forecast longer than frozen diffusion
+features with a linear head, and a convolutional network trained on the
+target (:class:`~skdiffusion.ConvRegressor`) longer still.
 """
 
 # %%
