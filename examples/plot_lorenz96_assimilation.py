@@ -75,13 +75,13 @@ featurizer = DiffusionFeaturizer(
     architecture="conv", n_hidden=16, max_iter=100, batch_size=256,
     learning_rate=3e-3, random_state=0,
 ).fit(climate.X)
-sampler = DiffusionEnsemble(featurizer, tau=80, n_members=20, n_steps=25,
+sampler = DiffusionEnsemble(featurizer, tau=120, n_members=20, n_steps=25,
                             shift=climate.shift, scale=climate.scale)
 
 methods = {
-    "3D-Var": ThreeDVar(covariance, inflation=0.02, localization_radius=4),
+    "3D-Var": ThreeDVar(covariance, inflation=0.04, localization_radius=2),
     "LETKF (10)": LETKF(10, inflation=1.05, localization_radius=4),
-    "diffusion EnOI (20)": EnOI(sampler, localization_radius=4),
+    "diffusion EnOI (20)": EnOI(sampler, localization_radius=2),
 }
 results = {name: run_twin_experiment(method, truth, **twin)
            for name, method in methods.items()}

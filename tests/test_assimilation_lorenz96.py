@@ -45,7 +45,7 @@ def truth96():
 
 @pytest.fixture(scope="module")
 def climate96():
-    states = make_lorenz96(2, 4000, dt=DT, random_state=2).trajectories
+    states = make_lorenz96(2, 2000, dt=DT, random_state=2).trajectories
     states = states.reshape(-1, 40)
     return states.mean(axis=0), np.cov(states.T)
 
