@@ -6,6 +6,7 @@ one call per assimilation cycle. Observation operators are linear: an index
 list (which state variables are observed) or a matrix.
 """
 
+import functools
 from numbers import Integral, Real
 
 import numpy as np
@@ -460,12 +461,23 @@ def local_observations(H, radius):
     Returns ``index`` and ``weight`` of shape (n_sites, n_local): the
     observations within the Gaspari-Cohn support of each site, nearest
     first, and the square root of their taper (0 for padding), which
-    divides the observation error std as in R-localisation.
+    divides the observation error std as in R-localisation. Cached: a
+    twin experiment asks for the same network at every cycle, and on 400
+    sites the set-up costs as much as the local analyses.
     """
-    taper = gaspari_cohn(ring_distances(H.shape[1], observation_sites(H)), radius)
+    sites = observation_sites(H)
+    return _local_observations(sites.tobytes(), H.shape[1], float(radius))
+
+
+@functools.lru_cache(maxsize=16)
+def _local_observations(sites, n_sites, radius):
+    sites = np.frombuffer(sites, dtype=np.intp)
+    taper = gaspari_cohn(ring_distances(n_sites, sites), radius)
     n_local = max(1, int((taper > 0).sum(axis=1).max()))
     index = np.argsort(-taper, axis=1, kind="stable")[:, :n_local]
-    return index, np.sqrt(np.take_along_axis(taper, index, axis=1))
+    weight = np.sqrt(np.take_along_axis(taper, index, axis=1))
+    index.flags.writeable = weight.flags.writeable = False
+    return index, weight
 
 
 @validate_params(
