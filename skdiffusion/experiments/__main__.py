@@ -34,7 +34,7 @@ def main(argv=None):
                         choices=["surrogate", "spatial", "assimilation96"])
     parser.add_argument("--preset", default="quick",
                         choices=["quick", "paper", "gpu", "long"])
-    parser.add_argument("--n-seeds", type=int, help="default: 3 quick, 10 paper")
+    parser.add_argument("--n-seeds", type=int, help="default: 2 quick, 10 paper")
     parser.add_argument("--output-dir", help="write the tables (CSV) and figure")
     parser.add_argument("--random-state", type=int, default=0)
     parser.add_argument("--quiet", action="store_true", help="no progress")
