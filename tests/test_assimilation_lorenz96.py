@@ -329,3 +329,44 @@ def test_bad_localisation_settings_raise():
                                                  obs_operator=None, obs_error_std=1.0)
     with pytest.raises(ValueError, match="radius"):
         gaspari_cohn([1.0], radius=0)
+
+
+# -- the experiment and its command line ---------------------------------------------
+
+
+def test_anchor_table_has_every_published_method():
+    from skdiffusion.experiments import Lorenz96AssimilationPreset, lorenz96_anchors
+
+    preset = Lorenz96AssimilationPreset(n_climate_steps=2_000, n_anchor_experiments=2,
+                                        n_anchor_burn_in=20, n_anchor_cycles=20)
+    table = lorenz96_anchors(preset)
+    assert list(table.method) == ["climatology", "optimal interpolation", "3D-Var",
+                                  "LETKF (7)", "ETKF (24)"]
+    np.testing.assert_allclose(table.anchor, [3.6, 0.95, 0.41, 0.22, 0.18])
+    np.testing.assert_allclose(table.ratio, table.analysis_rmse / table.anchor)
+    # climatology and optimal interpolation need no spin-up: near at once
+    np.testing.assert_allclose(table.ratio[:2], 1.0, atol=0.1)
+
+
+def test_command_line_prints_anchors_scores_and_rank_histograms(monkeypatch, capsys):
+    import pandas as pd
+
+    from skdiffusion.experiments import __main__ as cli
+    from skdiffusion.experiments import assimilation_lorenz96 as module
+
+    anchors = pd.DataFrame({"method": ["3D-Var"], "anchor": [0.41],
+                            "analysis_rmse": [0.4], "ratio": [0.4 / 0.41]})
+    table = pd.DataFrame({"stage": ["tuning", "test"], "network": ["all sites"] * 2,
+                          "method": ["diffusion EnOI"] * 2,
+                          "analysis_rmse": [0.5, 0.39]})
+    table.attrs.update(rank_histograms={"all sites": np.array([1, 4, 1])},
+                       fit_seconds=12.0)
+    monkeypatch.setattr(module, "lorenz96_anchors", lambda *a, **k: anchors)
+    monkeypatch.setattr(module, "lorenz96_assimilation", lambda *a, **k: table)
+    cli.main(["--experiment", "assimilation96", "--quiet"])
+    out = capsys.readouterr().out
+    assert "Published anchors (DAPPER)" in out and "featurizer fit 12 s" in out
+    assert "0.390" in out and "0.500" not in out  # test rows only
+    assert "first 0.50, middle 2.00, last 0.50" in out
+    with pytest.raises(SystemExit):
+        cli.main(["--experiment", "assimilation96", "--preset", "gpu"])
