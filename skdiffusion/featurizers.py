@@ -226,10 +226,11 @@ class RFFFeaturizer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
             self._fill(X[batch], weights, out[batch])
         # Phases beyond the dtype's range give sin(inf) = NaN: tested on the
         # output only when a bound on |X @ W| says they might (cheap otherwise).
-        reach = np.abs(X).max(axis=0, initial=0) @ np.abs(self.random_weights_)
+        largest = np.maximum(X.max(axis=0, initial=0), -X.min(axis=0, initial=0))
+        reach = largest.astype(np.float64) @ np.abs(self.random_weights_)
         if not np.all(reach < np.finfo(X.dtype).max / 2):
             check_finite(out, "RFFFeaturizer.transform(X)", (
-                f"X has values up to {np.abs(X).max():.3g}, whose phases "
+                f"X has values up to {largest.max():.3g}, whose phases "
                 f"X @ W overflow {X.dtype}; standardise X first"
             ))
         return out
@@ -376,7 +377,9 @@ class DiffusionFeaturizer(TransformerMixin, BaseEstimator):
         Optimiser steps (mini-batches) per call to ``fit``, the budget unit
         of every torch estimator of the package (0 gives the untrained
         network).
-        With the other defaults, about 30 seconds on two CPU cores; longer
+        With the other defaults, about 30 CPU seconds on a CPU with
+        AVX512-BF16 and 100 on one with AVX2 alone (bfloat16 products are
+        emulated there; ``mixed_precision=False`` is no faster); longer
         training lowers the denoising loss (by under 1 % from 400 to 800
         steps) but, measured on Lorenz 63, gives a ridge head on the SiLU
         features a higher error (user guide: the training recipe).
@@ -502,10 +505,10 @@ class DiffusionFeaturizer(TransformerMixin, BaseEstimator):
 
     The defaults train a paper-sized network (1536 features) with SiLU
     blocks briefly, with bfloat16 matrix products, a warm-up and a cosine
-    decay of the learning rate: 400 steps of 2048 noised states, about 30
-    seconds on two CPU cores whatever the size of ``X`` (measured by
-    ``benchmarks/featurizer_quality.py``; see the user guide's page on the
-    training recipe). Finn et al. (2024) used ReLU and trained far longer;
+    decay of the learning rate: 400 steps of 2048 noised states whatever
+    the size of ``X``: 31-32 CPU seconds on a two-core CPU with AVX512-BF16,
+    99 on a two-core AVX2 CPU (user guide: the training recipe, with the
+    commands). Finn et al. (2024) used ReLU and trained far longer;
     their setting is ``DiffusionFeaturizer(activation="relu", n_hidden=256,
     n_blocks=3, batch_size=16384, learning_rate=3e-4, lr_schedule="constant",
     warmup_iter=0, t_sampling="uniform", mixed_precision=False,

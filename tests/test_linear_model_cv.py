@@ -243,10 +243,12 @@ def test_splits_it_cannot_stream_are_refused(cv, match):
 
 def test_warns_when_the_choice_is_an_end_of_the_grid():
     X, y = regression(n_features=20, noise=30.0)
+    exact = X @ np.arange(20.0)  # no noise: the least penalty is best
     with pytest.warns(UserWarning, match="alpha=0.01, the smallest"):
-        StreamingRidgeCV((1e-2, 1e4, 1e6), random_state=0).fit(X, y)
-    with pytest.warns(UserWarning, match="alpha=1e-06, the largest"):
-        StreamingRidgeCV((1e-12, 1e-9, 1e-6), random_state=0).fit(X, 0 * y + 1.0)
+        StreamingRidgeCV((1e-2, 1e2, 1e4), random_state=0).fit(X, exact)
+    noise = np.random.default_rng(1).normal(size=len(X))  # unrelated to X
+    with pytest.warns(UserWarning, match="alpha=1, the largest"):
+        StreamingRidgeCV((1e-6, 1e-3, 1.0), random_state=0).fit(X, noise)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         model = StreamingRidgeCV(ALPHAS, random_state=0).fit(X, y)
