@@ -14,7 +14,8 @@
    about linearly with the number of sites; the static and localised-EnOI
    gains solve an ``n_obs x n_obs`` system, cubic in the number of sites.
    The diffusion sampler's network is fitted for one step only: its cost
-   does not depend on its weights.
+   does not depend on its weights. numpy's BLAS runs on one thread (set
+   ``OPENBLAS_NUM_THREADS`` to change it).
 
 Usage::
 
@@ -27,8 +28,13 @@ import os
 import time
 
 # The machine is shared: spinning OpenMP threads slow everyone's small ops
-# down (must be set before torch is imported).
+# down (must be set before torch is imported). Multithreaded BLAS on these
+# small matrices made the timings erratic under load (the LETKF took 27
+# times as long on 400 sites as on 40, and 10 times with one thread), so
+# numpy's linear algebra runs on one thread unless the caller says otherwise.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+for _variable in ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_variable, "1")
 
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
