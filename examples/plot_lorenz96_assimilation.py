@@ -20,7 +20,7 @@ perfect model into an analysis of the whole field. Three methods:
   (:class:`~skdiffusion.assimilation.EnOI`).
 
 The sizes are small so that the example runs in under a minute on two CPU
-cores: a diffusion model trained for a few seconds, 300 cycles. The user
+cores: a diffusion model trained for 100 steps, 300 cycles. The user
 guide's data-assimilation page has the long runs, the published reference
 numbers, and ``python -m skdiffusion.experiments --experiment assimilation96``.
 """
