@@ -978,6 +978,10 @@ class DiffusionFeaturizer(TransformerMixin, BaseEstimator):
         # the cached torch module may live on a GPU: pickle the CPU state only
         return reproducible_state({**super().__getstate__(), "_models": {}})
 
+    def __setstate__(self, state):
+        # pickled before the dtype parameter: their outputs were float32
+        super().__setstate__({"dtype": "float32", **state})
+
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.transformer_tags.preserves_dtype = [self.dtype]

@@ -572,3 +572,13 @@ def test_default_width_and_times_follow_the_architecture(
         "h0" if architecture == "dense" else "s0_h0"
     )
     assert featurizer.get_params()["n_hidden"] is None  # unchanged by fit
+
+
+def test_a_pickle_from_before_the_dtype_parameter_keeps_float32(states):
+    featurizer = tiny().fit(states)
+    state = featurizer.__getstate__()
+    del state["dtype"]  # as pickled before dtype existed
+    old = DiffusionFeaturizer.__new__(DiffusionFeaturizer)
+    old.__setstate__(state)
+    assert old.transform(states).dtype == np.float32
+    np.testing.assert_array_equal(old.transform(states), featurizer.transform(states))
