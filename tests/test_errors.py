@@ -14,6 +14,7 @@ import warnings
 import joblib
 import numpy as np
 import pytest
+import torch
 from numpy.testing import assert_array_equal
 from sklearn.base import clone
 from sklearn.linear_model import Ridge
@@ -354,6 +355,14 @@ def test_sampling_more_than_memory_says_how_much_it_would_need(featurizer, data)
         featurizer.sample(10**13)
     with pytest.raises(ValueError, match="n_members=1000000000000 .* would need"):
         featurizer.sample_ensemble(data[0][:2], 13, 10**12)
+    # the low-level functions say so too, not torch's allocator
+    network = diffusion.Denoiser(3, n_hidden=8, n_blocks=1, time_embedding_dim=8)
+    schedule = diffusion.cosine_schedule(10)
+    with pytest.raises(ValueError, match="n_samples=10000000000000 .* would need"):
+        diffusion.generate(network, 10**13, 3, schedule, n_steps=2)
+    states = torch.zeros(2, 3)
+    with pytest.raises(ValueError, match="n_members=1000000000000 .* would need"):
+        diffusion.ensemble(network, states, 5, 10**12, schedule, n_steps=2)
 
 
 def test_cosine_schedule_takes_numpy_integers():

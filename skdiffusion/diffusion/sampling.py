@@ -11,6 +11,7 @@ import math
 import torch
 
 from .._progress import progress, row_chunks
+from .._validation import check_memory
 from .network import _check_int
 from .parameterization import check_parameterization, noised, to_noise, to_state
 from .training import _randn
@@ -274,6 +275,9 @@ def generate(
     """
     device = next(model.parameters()).device
     grid = timestep_grid(schedule.n_steps, n_steps)
+    check_memory(
+        4 * n_samples * n_features, f"n_samples={n_samples} states of {n_features}"
+    )
     out = torch.empty(n_samples, n_features)
     for rows in row_chunks(n_samples, chunk_size):
         z = _randn((rows.stop - rows.start, n_features), generator, device, out.dtype)
@@ -308,6 +312,10 @@ def ensemble(
     tensor of shape (n_samples, n_members, n_features).
     """
     device = next(model.parameters()).device
+    check_memory(
+        4 * x.shape[0] * n_members * x.shape[1],
+        f"n_members={n_members} members of {tuple(x.shape)}",
+    )
     out = torch.empty(x.shape[0], n_members, x.shape[1])
     for rows in row_chunks(x.shape[0], max(1, chunk_size // n_members)):
         members = partial_diffusion(
