@@ -980,7 +980,10 @@ class DiffusionFeaturizer(TransformerMixin, BaseEstimator):
 
     def __setstate__(self, state):
         # pickled before the dtype parameter: their outputs were float32
-        super().__setstate__({"dtype": "float32", **state})
+        # (setdefault keeps the keys' order, so pickles stay byte-identical)
+        state = dict(state)
+        state.setdefault("dtype", "float32")
+        super().__setstate__(state)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
