@@ -71,7 +71,7 @@ from skdiffusion.datasets import make_lorenz63  # noqa: E402
 from skdiffusion.metrics import hellinger_distance, nrmse  # noqa: E402
 
 # Featurizer parameters of the paper (Finn et al., 2024) at the batch size the
-# issue measured on this hardware; every other recipe says what it changes.
+# first measurements on this hardware used; every other recipe says what it changes.
 PAPER = {
     "activation": "relu",
     "batch_size": 4096,
@@ -130,7 +130,7 @@ N_LEADS = 100  # rollout length: 10 MTU
 LOSS_ROWS = 65536  # test states on which the denoising loss is reported
 
 SIZES = {
-    # 1.02e6 training states (the issue's 256 x 4000), 2^17 of them for heads
+    # 1.02e6 training states (256 trajectories x 4000 steps), 2^17 of them for heads
     "full": {"train": (256, 4000), "test": (16, 4000), "head_rows": 2**17,
              "n_starts": 256, "budgets": (60, 150, 300)},
     "quick": {"train": (32, 2000), "test": (4, 2000), "head_rows": 2**13,
