@@ -46,3 +46,22 @@ def pytest_terminal_summary(terminalreporter):
         )
         for name, count in sorted(_PROPERTY_CASES.items()):
             terminalreporter.write_line(f"{count:5d}  {name}")
+
+
+@pytest.fixture
+def interrupt_adam_after(monkeypatch):
+    """``interrupt_adam_after(n)``: Adam applies n steps, then Ctrl-C arrives."""
+    import torch
+
+    def interrupt(n_steps):
+        adam_step, calls = torch.optim.Adam.step, []
+
+        def interrupted_step(optimizer, *args, **kwargs):
+            calls.append(1)
+            if len(calls) > n_steps:
+                raise KeyboardInterrupt
+            return adam_step(optimizer, *args, **kwargs)
+
+        monkeypatch.setattr(torch.optim.Adam, "step", interrupted_step)
+
+    return interrupt

@@ -487,18 +487,8 @@ def test_every_integer_argument_of_the_functions_refuses_bools(function):
             function(**{param: True})  # refused before anything else is looked at
 
 
-def test_an_interrupted_fit_counts_the_steps_applied(data, monkeypatch):
-    import torch
-
-    adam_step, calls = torch.optim.Adam.step, []
-
-    def interrupted_step(optimizer, *args, **kwargs):
-        calls.append(1)
-        if len(calls) == 4:
-            raise KeyboardInterrupt
-        return adam_step(optimizer, *args, **kwargs)
-
-    monkeypatch.setattr(torch.optim.Adam, "step", interrupted_step)
+def test_an_interrupted_fit_counts_the_steps_applied(data, interrupt_adam_after):
+    interrupt_adam_after(3)
     with pytest.warns(UserWarning, match="interrupted after 3 steps"):
         model = DenseRegressor((8,), **{**TINY_TRAINING, "max_iter": 10}).fit(*data)
     assert model.n_iter_ == 3

@@ -345,18 +345,9 @@ def test_same_seed_gives_the_same_fit(states):
         np.testing.assert_array_equal(second.network_state_[name], weights)
 
 
-def test_interrupt_keeps_the_weights_trained_so_far(states, monkeypatch):
+def test_interrupt_keeps_the_weights_trained_so_far(states, interrupt_adam_after):
     untrained_state = tiny(max_iter=0).fit(states).network_state_
-    adam_step = torch.optim.Adam.step
-    calls = []
-
-    def interrupted_step(optimizer, *args, **kwargs):
-        calls.append(1)
-        if len(calls) == 4:
-            raise KeyboardInterrupt
-        return adam_step(optimizer, *args, **kwargs)
-
-    monkeypatch.setattr(torch.optim.Adam, "step", interrupted_step)
+    interrupt_adam_after(3)
     with pytest.warns(UserWarning, match="interrupted after 3 steps"):
         featurizer = tiny(max_iter=10).fit(states)
     check_is_fitted(featurizer)
