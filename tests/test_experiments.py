@@ -5,6 +5,7 @@ import dataclasses
 import numpy as np
 import pandas as pd
 import pytest
+from pandas.testing import assert_frame_equal
 
 from skdiffusion.experiments import (
     AssimilationPreset,
@@ -97,6 +98,20 @@ def test_surrogate_comparison_is_a_tidy_table(comparison):
     assert written.shape == table.shape
     for name in ("surrogate_comparison.png", "surrogate_summary.csv"):
         assert (output_dir / name).stat().st_size > 0
+
+
+def test_surrogate_comparison_in_two_processes_gives_the_same_table(comparison):
+    # (seed, model) pairs fitted in worker processes, each on one thread (as
+    # this module's torch): the same numbers, in the same order
+    names = ["RFF(256)+ridgeCV", "dense(1x256)", "transfer(t=400)+ridge"]
+    parallel = surrogate_comparison(TINY_SURROGATES, models=names, n_jobs=2)
+    serial = comparison[0][comparison[0]["model"].isin(["truth", *names])]
+    columns = ["model", "seed", "lead_time"]
+    assert_frame_equal(parallel[columns], serial[columns].reset_index(drop=True))
+    for column in ("nrmse", "vpt", "hellinger", "blown_up", "alpha"):
+        np.testing.assert_allclose(
+            parallel[column], serial[column], rtol=1e-9, err_msg=column
+        )
 
 
 def test_surrogate_comparison_numbers_are_sane(comparison):

@@ -1,7 +1,7 @@
 """``make demo``: the quick surrogate comparison, its table and the paper's claim.
 
 ``python -m skdiffusion.experiments [--preset quick|paper] [--n-seeds N]
-[--output-dir DIR] [--random-state N] [--quiet]``; ``--experiment spatial
+[--n-jobs N] [--output-dir DIR] [--random-state N] [--quiet]``; ``--experiment spatial
 [--preset quick|gpu]`` runs the Lorenz 96 comparison instead, and
 ``--experiment assimilation96 [--preset quick|long]`` the Lorenz 96 data
 assimilation.
@@ -37,6 +37,9 @@ def main(argv=None):
     parser.add_argument("--n-seeds", type=int, help="default: 2 quick, 10 paper")
     parser.add_argument("--output-dir", help="write the tables (CSV) and figure")
     parser.add_argument("--random-state", type=int, default=0)
+    parser.add_argument("--n-jobs", type=int,
+                        help="surrogate experiment: processes (default: all "
+                             "cores quick, 1 paper)")
     parser.add_argument("--quiet", action="store_true", help="no progress")
     parser.add_argument("--dry-run", action="store_true",
                         help="print each stage's size, memory and time; run nothing")
@@ -62,7 +65,13 @@ def main(argv=None):
         )
         _print_spatial(table, preset, args.preset)
     else:
-        table = surrogate.surrogate_comparison(preset, **run, verbose=not args.quiet)
+        # the quick models are small: a process per core; the paper's share a GPU
+        n_jobs = args.n_jobs if args.n_jobs is not None else (
+            -1 if args.preset == "quick" else None
+        )
+        table = surrogate.surrogate_comparison(
+            preset, **run, n_jobs=n_jobs, verbose=not args.quiet
+        )
         _print_surrogates(table, args.preset)
     print(f"\nWall time {time.perf_counter() - start:.0f} s; {_machine()}")
 
