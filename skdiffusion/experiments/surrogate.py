@@ -231,7 +231,8 @@ def surrogate_comparison(
         Processes that fit and score the (seed, model) pairs at once
         (joblib; ``None`` is one, ``-1`` all cores), each on one thread when
         there are several. The table is the same for any ``n_jobs`` up to
-        the last bits of the networks' float arithmetic.
+        the last bits of float arithmetic on one thread or two, which the
+        long climate rollouts (Hellinger distances) can amplify.
     verbose : bool, default=False
         Report progress.
 
