@@ -188,10 +188,17 @@ def test_summary_of_a_known_table():
 
 def test_main_prints_the_table(comparison, monkeypatch, capsys):
     table, _ = comparison
-    monkeypatch.setattr(
-        surrogate_module, "surrogate_comparison", lambda *args, **kwargs: table
-    )
+    calls = []
+
+    def fake(*args, **kwargs):
+        calls.append(kwargs)
+        return table
+
+    monkeypatch.setattr(surrogate_module, "surrogate_comparison", fake)
     cli.main(["--quiet", "--n-seeds", "2"])
+    cli.main(["--quiet", "--n-seeds", "2", "--n-jobs", "1"])
+    # the quick preset uses every core unless told otherwise
+    assert [call["n_jobs"] for call in calls] == [-1, 1]
     out = capsys.readouterr().out
     assert "Median over 2 seeds" in out
     assert "transfer(6 t)+ridge" in out
