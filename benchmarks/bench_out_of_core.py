@@ -8,10 +8,16 @@ equations and drops it. The in-memory path loads the states, materialises
 own process, so each peak resident set size (ru_maxrss) is its own. The
 featurizer is the paper's network (256 units, 3 blocks, six times: 1536
 features), briefly trained: the cost of a transform does not depend on the
-weights.
+weights. ``--featurizer rff`` puts random Fourier features (1536, the
+paper's baseline) in its place: the same number of features, so the same
+memory, at a fraction of the transform's cost (the normal equations then
+take most of the time). ``--states DIR`` reuses the ``X.npy`` and ``y.npy``
+of an earlier run (hard links into the run's folder).
 
     python benchmarks/bench_out_of_core.py --n-states 200000
     python benchmarks/bench_out_of_core.py --n-states 16000000 --paths memmap
+    python benchmarks/bench_out_of_core.py --n-states 16000000 --paths memmap \
+        --featurizer rff
 """
 
 import argparse
@@ -48,13 +54,18 @@ def make_states(folder, n_states, n_trajectories):
     y.flush()
 
 
-def make_featurizer(folder):
-    from skdiffusion import DiffusionFeaturizer
+def make_featurizer(folder, kind):
+    from skdiffusion import DiffusionFeaturizer, RFFFeaturizer
 
     X = np.load(os.path.join(folder, "X.npy"), mmap_mode="r")[:20_000]
-    featurizer = DiffusionFeaturizer(
-        max_iter=20, batch_size=1024, random_state=0, device="cpu", dtype="float32"
-    ).fit(np.asarray(X))
+    if kind == "rff":
+        featurizer = RFFFeaturizer(1536, random_state=0)
+    else:
+        featurizer = DiffusionFeaturizer(
+            max_iter=20, batch_size=1024, random_state=0, device="cpu",
+            dtype="float32",
+        )
+    featurizer.fit(np.asarray(X))
     joblib.dump(featurizer, os.path.join(folder, "featurizer.joblib"))
 
 
@@ -100,7 +111,11 @@ def main():
     parser.add_argument(
         "--paths", nargs="+", default=["memory", "memmap"], choices=["memory", "memmap"]
     )
+    parser.add_argument(
+        "--featurizer", default="diffusion", choices=["diffusion", "rff"]
+    )
     parser.add_argument("--folder", help="where the memmaps go (default: a temp dir)")
+    parser.add_argument("--states", help="a folder with X.npy and y.npy to reuse")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -108,10 +123,17 @@ def main():
         return
     with tempfile.TemporaryDirectory(dir=args.folder) as folder:
         start = time.perf_counter()
-        make_states(folder, args.n_states, args.n_trajectories)
-        make_featurizer(folder)
+        if args.states:
+            for name in ("X.npy", "y.npy"):
+                os.link(os.path.join(args.states, name), os.path.join(folder, name))
+            n_states = len(np.load(os.path.join(folder, "X.npy"), mmap_mode="r"))
+            if n_states != args.n_states:
+                raise SystemExit(f"--states: {n_states} states, not {args.n_states}")
+        else:
+            make_states(folder, args.n_states, args.n_trajectories)
+        make_featurizer(folder, args.featurizer)
         print(
-            f"{args.n_states:,} Lorenz 63 states x 1536 features "
+            f"{args.n_states:,} Lorenz 63 states x 1536 {args.featurizer} features "
             f"({args.n_states * 1536 * 4 / 1e9:.2f} GB in float32), chunks of "
             f"{args.chunk_size}; data and featurizer "
             f"{time.perf_counter() - start:.0f} s",
