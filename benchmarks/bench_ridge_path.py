@@ -8,8 +8,16 @@ to 3072 features) with the BLAS on one thread and on all of them, and their
 ratio, in one run. Run it on an idle machine and again with two busy
 processes (``--busy 2`` starts them) to see both sides.
 
+``--accuracy`` instead fits the main job's RFF(1536)+ridgeCV surrogate of
+Lorenz 63 (quick preset data; penalty chosen on held-out trajectories) with
+the eigendecomposition on one thread and on two, and with the directions
+whose eigenvalues lie below the rounding level dropped or kept, and prints
+each one's chosen penalty and rollout errors: how much the threads move a
+tiny-penalty solution, and what dropping those directions would cost.
+
     python benchmarks/bench_ridge_path.py
     python benchmarks/bench_ridge_path.py --busy 2
+    python benchmarks/bench_ridge_path.py --accuracy
 """
 
 import argparse
@@ -44,12 +52,70 @@ def timed(system, threads, repeats, use_torch=False):
     return best
 
 
+def _solve_path(threads, drop):
+    """StreamingRidgeCV's solve_path with the eigendecomposition on
+    ``threads``, dropping the directions below the rounding level if ``drop``."""
+
+    def solve_path(self, alphas, fit_intercept, standardize):
+        system, rhs, *rest = self._system(fit_intercept, standardize)
+        with threadpool_limits(threads, user_api="blas"):
+            eigenvalues, vectors = linalg.eigh(system)
+        eigenvalues = np.clip(eigenvalues, 0, None)
+        rounding = len(system) * np.finfo(np.float64).eps * eigenvalues[-1]
+        projected = vectors.T @ rhs
+        path = []
+        for alpha in alphas:
+            shrink = eigenvalues + alpha
+            keep = eigenvalues > rounding if drop else shrink > 0
+            inverse = np.divide(1.0, shrink, out=np.zeros_like(shrink), where=keep)
+            coef = vectors @ (projected * inverse[:, None])
+            path.append(self._unscale(coef, *rest, fit_intercept))
+        return path
+
+    return solve_path
+
+
+def accuracy():
+    """Rollout errors of the tuned RFF(1536) surrogate, per variant and seed."""
+    import dataclasses
+    import warnings
+
+    from skdiffusion import SurrogateForecaster, linear_model
+    from skdiffusion.experiments import _common as common
+    from skdiffusion.experiments import surrogate
+
+    warnings.simplefilter("ignore", UserWarning)  # alpha at the grid's edge
+    preset = dataclasses.replace(
+        surrogate.PRESETS["quick"], n_climate=2, climate_leads=2
+    )
+    train, test = common.lorenz63_data(preset, random_state=0)
+    print(f"{'seed':>4} {'eigen-directions':<17} {'threads':>7} {'alpha':>6} "
+          f"{'nRMSE@0.1':>10} {'nRMSE@1':>9} {'nRMSE@5':>9}")
+    for seed in (1, 2):
+        for drop in (False, True):
+            for threads in (1, 2):
+                linear_model._NormalEquations.solve_path = _solve_path(threads, drop)
+                model = surrogate.MODELS["RFF(1536)+ridgeCV"][1](preset, seed, {})
+                forecaster = SurrogateForecaster(model).fit(
+                    train.X, train.X + train.y, groups=train.groups
+                )
+                curve = surrogate.rollout_skill(forecaster, test, preset)["curve"]
+                print(f"{seed:>4} {'dropped' if drop else 'kept':<17} {threads:>7} "
+                      f"{forecaster.regressor_.alpha_:>6.0e} {curve[1]:>10.2e} "
+                      f"{curve[10]:>9.2e} {curve[50]:>9.2e}", flush=True)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="256,1536,3072")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--busy", type=int, default=0, help="busy processes to start")
+    parser.add_argument("--accuracy", action="store_true",
+                        help="rollout errors of a tuned surrogate per variant")
     args = parser.parse_args()
+    if args.accuracy:
+        accuracy()
+        return
     busy = [
         multiprocessing.Process(target=_spin, daemon=True) for _ in range(args.busy)
     ]
