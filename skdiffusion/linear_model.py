@@ -137,6 +137,16 @@ class _NormalEquations:
             coef = linalg.lstsq(system, rhs)[0]
         return self._unscale(coef, *rest, fit_intercept)
 
+    @staticmethod
+    def _eigh(system):
+        # One BLAS thread: LAPACK's tridiagonal reduction syncs its threads
+        # once per column, and on busy cores those syncs dominate. Measured
+        # (benchmarks/bench_ridge_path.py, 1536 features, 2 cores): next to
+        # other BLAS work 2.5 s wall on one thread against 17.7 s on two;
+        # idle 1.3 s against 0.9 s.
+        with threadpool_limits(1, user_api="blas"):
+            return linalg.eigh(system)
+
     def solve_path(self, alphas, fit_intercept, standardize):
         """Return a list of (coef, intercept), one per penalty in ``alphas``.
 
@@ -147,13 +157,7 @@ class _NormalEquations:
         the rounding level are dropped (the least-squares solution).
         """
         system, rhs, *rest = self._system(fit_intercept, standardize)
-        # One BLAS thread: LAPACK's tridiagonal reduction syncs its threads
-        # once per column, and on busy cores those syncs dominate. Measured
-        # (benchmarks/bench_ridge_path.py, 1536 features, 2 cores): next to
-        # other BLAS work 2.5 s wall on one thread against 17.7 s on two;
-        # idle 1.3 s against 0.9 s.
-        with threadpool_limits(1, user_api="blas"):
-            eigenvalues, vectors = linalg.eigh(system)
+        eigenvalues, vectors = self._eigh(system)
         eigenvalues = np.clip(eigenvalues, 0, None)
         rounding = len(system) * np.finfo(np.float64).eps * eigenvalues[-1]
         projected = vectors.T @ rhs
