@@ -281,3 +281,23 @@ def test_rollout_scoring_chooses_the_penalty_whose_rollouts_stay_on_the_circle()
     ).fit(X, y, groups=groups)
     assert model.alpha_ == 1e-8
     assert model.score_path_[0] > -1e-6 > model.score_path_[1]
+
+
+def test_the_penalty_path_decomposes_on_one_blas_thread(monkeypatch):
+    # LAPACK's eigensolver on busy cores: 7x slower on two threads than on one
+    from scipy import linalg
+    from threadpoolctl import threadpool_info
+
+    from skdiffusion import linear_model
+
+    threads, real_eigh = [], linalg.eigh
+
+    def eigh(system):
+        blas = [pool for pool in threadpool_info() if pool["user_api"] == "blas"]
+        threads.append({pool["num_threads"] for pool in blas})
+        return real_eigh(system)
+
+    monkeypatch.setattr(linear_model.linalg, "eigh", eigh)
+    X, y = regression(n_features=20, noise=30.0)
+    StreamingRidgeCV(ALPHAS, random_state=0).fit(X, y)
+    assert threads and all(found == {1} for found in threads)
