@@ -336,6 +336,13 @@ class DiffusionFeaturizer(TransformerMixin, BaseEstimator):
         ``(0, 100, 400)`` for "conv". Training does not use them, so
         they may be changed with ``set_params`` after fitting: the next
         ``transform`` uses the new times, without refitting.
+    feature_blocks : "all", array-like of int or None, default=None
+        Which residual blocks' outputs are the features at each time: None
+        is the last block (the paper's), "all" every block, or block
+        numbers ``1..n_blocks`` (0 is the input projection). Like
+        ``feature_times``, it may be changed after fitting. On Lorenz 96
+        the inner blocks carry what the last one lost (user guide:
+        spatially extended systems).
     architecture : {"dense", "conv"}, default="dense"
         The paper's residual MLP over the whole state ("dense"), or, for a
         field on a periodic 1-D grid (Lorenz 96), the same blocks with
@@ -551,6 +558,7 @@ class DiffusionFeaturizer(TransformerMixin, BaseEstimator):
 
     _parameter_constraints: dict = {
         "feature_times": [None, "array-like"],
+        "feature_blocks": [None, StrOptions({"all"}), "array-like"],
         **_NETWORK_CONSTRAINTS,
         "max_iter": [Interval(Integral, 0, None, closed="left")],
         "batch_size": [Interval(Integral, 1, None, closed="left")],
@@ -575,6 +583,7 @@ class DiffusionFeaturizer(TransformerMixin, BaseEstimator):
         self,
         *,
         feature_times=None,
+        feature_blocks=None,
         architecture="dense",
         kernel_size=5,
         n_hidden=None,
@@ -603,6 +612,7 @@ class DiffusionFeaturizer(TransformerMixin, BaseEstimator):
         warm_start=False,
     ):
         self.feature_times = feature_times
+        self.feature_blocks = feature_blocks
         self.architecture = architecture
         self.kernel_size = kernel_size
         self.n_hidden = n_hidden
@@ -665,6 +675,7 @@ class DiffusionFeaturizer(TransformerMixin, BaseEstimator):
             self, X, dtype=[np.float64, np.float32], reset=not continuing
         )
         self._times()
+        self._blocks()
         device = resolve_device(self.device)
         rng = check_random_state(self.random_state)
         mean, scale = (self.mean_, self.scale_) if continuing else self._moments(X)
@@ -745,6 +756,29 @@ class DiffusionFeaturizer(TransformerMixin, BaseEstimator):
         times = _DEFAULTS[self.architecture][1] if times is None else times
         return check_feature_times(times, self.n_diffusion_steps)
 
+    def _blocks(self):
+        """`feature_blocks` as a tuple of block numbers (0: input projection)."""
+        if self.feature_blocks is None:
+            return (self.n_blocks,)
+        if isinstance(self.feature_blocks, str) and self.feature_blocks == "all":
+            return tuple(range(1, self.n_blocks + 1))
+        blocks = np.asarray(self.feature_blocks)
+        if (
+            blocks.ndim != 1 or blocks.size == 0
+            or not np.issubdtype(blocks.dtype, np.integer)
+            or blocks.min() < 0 or blocks.max() > self.n_blocks
+            or len(np.unique(blocks)) < blocks.size
+        ):
+            raise ValueError(
+                "feature_blocks must be None, 'all' or distinct block numbers in "
+                f"0..{self.n_blocks} (n_blocks), got {self.feature_blocks!r}."
+            )
+        return tuple(blocks.tolist())
+
+    def _site_width(self):
+        """Features per site (per state for "dense"): times x blocks x units."""
+        return len(self._times()) * len(self._blocks()) * self._width()
+
     def _moments(self, X):
         """Standardisation: per state variable, or one for all sites of a ring."""
         return mean_and_scale(X if self.architecture == "dense" else X.reshape(-1, 1))
@@ -787,28 +821,32 @@ class DiffusionFeaturizer(TransformerMixin, BaseEstimator):
         -------
         features : ndarray of shape (n_samples, n_hidden * n_times), of ``dtype``
             Column ``i * n_hidden + j`` is unit ``j`` of the last residual
-            block at ``feature_times[i]``.
+            block at ``feature_times[i]``; with ``feature_blocks``, ``n_hidden``
+            units per block, block after block at each time ("conv": site
+            after site, see :class:`~skdiffusion.diffusion.ConvDenoiser`).
         """
         model, device = self._network("transform")
         if is_dask_array(X):  # lazily, block by block
             n_sites = 1 if self.architecture == "dense" else X.shape[1]
-            n_columns = n_sites * len(self._times()) * self._width()
+            n_columns = n_sites * self._site_width()
             return lazy_transform(self.transform, X, n_columns, self.dtype)
         X = self._states(X)
-        times = self._times()
+        times, blocks = self._times().tolist(), self._blocks()
         n_sites = 1 if self.architecture == "dense" else X.shape[1]
-        n_columns = n_sites * len(times) * self._width()
-        features = np.empty((X.shape[0], n_columns), self.dtype)
+        features = np.empty((X.shape[0], n_sites * self._site_width()), self.dtype)
         # fill the output in place: no concatenation, no copy of the whole
         out = torch.from_numpy(features)
         with torch.inference_mode():
             for rows in row_chunks(X.shape[0], _TRANSFORM_CHUNK):
                 x = self._standardized(X[rows], device)
-                out[rows] = model.features(x, times.tolist())
+                out[rows] = model.features(x, times, blocks)
         return features
 
     def get_feature_names_out(self, input_features=None):
         """Names of the features: ``"t{time}_h{unit}"``, e.g. ``"t400_h17"``.
+
+        With ``feature_blocks``, the block is named too (``"t400_b2_h17"``);
+        a "conv" featurizer names the site (``"t400_s3_h17"``).
 
         Parameters
         ----------
@@ -823,12 +861,16 @@ class DiffusionFeaturizer(TransformerMixin, BaseEstimator):
         """
         check_is_fitted(self)
         _check_feature_names_in(self, input_features, generate_names=False)
-        times, units = self._times(), range(self._width())
+        # the block is named only when it is not the last block alone
+        prefixes = [""] if self.feature_blocks is None else [
+            f"b{block}_" for block in self._blocks()
+        ]
+        units = [f"{p}h{j}" for p in prefixes for j in range(self._width())]
         if self.architecture == "dense":
-            names = [f"t{time}_h{unit}" for time in times for unit in units]
+            names = [f"t{time}_{unit}" for time in self._times() for unit in units]
         else:
-            sites = range(self.n_features_in_)
-            names = [f"t{t}_s{s}_h{j}" for s in sites for t in times for j in units]
+            sites, times = range(self.n_features_in_), self._times()
+            names = [f"t{t}_s{s}_{u}" for s in sites for t in times for u in units]
         return np.asarray(names, dtype=object)
 
     @validate_params(
@@ -983,6 +1025,7 @@ class DiffusionFeaturizer(TransformerMixin, BaseEstimator):
         # (setdefault keeps the keys' order, so pickles stay byte-identical)
         state = dict(state)
         state.setdefault("dtype", "float32")
+        state.setdefault("feature_blocks", None)  # pickled before the parameter
         super().__setstate__(state)
 
     def __sklearn_tags__(self):

@@ -219,13 +219,20 @@ class PeriodicPatches(TransformerMixin, BaseEstimator):
     ``s``, the values at sites ``s - radius, ..., s + radius`` (indices
     modulo ``n_sites``). Followed by a :class:`SiteWiseRegressor`, any
     regressor becomes a local model of the field shared by all sites.
+    With ``n_site_features > 1``, each site holds a block of values (e.g.
+    the per-site features of a convolutional
+    :class:`~skdiffusion.DiffusionFeaturizer`), and each site's output is
+    the blocks of its neighbourhood.
 
     Parameters
     ----------
     radius : int, default=4
         Sites to each side of a site (>= 0): patches of ``2 * radius + 1``
-        values. A radius of half the ring or more wraps around it, so
-        patches repeat sites.
+        values (blocks). A radius of half the ring or more wraps around
+        it, so patches repeat sites.
+    n_site_features : int, default=1
+        Values per site of the input (site-major: the values of site 0,
+        then of site 1, ...); the width of ``X`` must be a multiple of it.
 
     Attributes
     ----------
@@ -243,9 +250,12 @@ class PeriodicPatches(TransformerMixin, BaseEstimator):
     -----
     Column ``s * (2 * radius + 1) + radius + o`` of the output holds
     ``x[(s + o) % n_sites]`` for offsets ``o`` in ``-radius..radius``, named
-    ``"s{s}_o{o}"`` by :meth:`get_feature_names_out` (e.g. ``"s3_o-1"``).
-    ``transform`` takes rings of any size, is one gather of the columns, and
-    keeps float32 float32.
+    ``"s{s}_o{o}"`` by :meth:`get_feature_names_out` (e.g. ``"s3_o-1"``);
+    with blocks of ``c = n_site_features`` values, column ``(s * (2 * radius
+    + 1) + radius + o) * c + j`` holds value ``j`` of site ``s + o``, named
+    ``"s{s}_o{o}_v{j}"``. ``transform`` takes rings of any
+    size, is one gather of the columns, and keeps float32 float32. Its
+    output is ``2 * radius + 1`` times as large as its input.
 
     A local random-features baseline of Lorenz 96 (random Fourier features
     of each 9-site patch, one ridge regression shared by all sites)::
@@ -269,10 +279,12 @@ class PeriodicPatches(TransformerMixin, BaseEstimator):
 
     _parameter_constraints: dict = {
         "radius": [Interval(Integral, 0, None, closed="left")],
+        "n_site_features": [Interval(Integral, 1, None, closed="left")],
     }
 
-    def __init__(self, radius=4):
+    def __init__(self, radius=4, *, n_site_features=1):
         self.radius = radius
+        self.n_site_features = n_site_features
 
     @fit_context()
     def fit(self, X, y=None):
@@ -280,7 +292,7 @@ class PeriodicPatches(TransformerMixin, BaseEstimator):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_sites)
+        X : array-like of shape (n_samples, n_sites * n_site_features)
             Fields on a ring.
         y : None
             Ignored.
@@ -290,7 +302,13 @@ class PeriodicPatches(TransformerMixin, BaseEstimator):
         self : PeriodicPatches
             The fitted transformer.
         """
-        validate_data(self, X, dtype=[np.float64, np.float32])
+        X = validate_data(self, X, dtype=[np.float64, np.float32])
+        if X.shape[1] % self.n_site_features:
+            raise ValueError(
+                f"X has {X.shape[1]} columns, not a multiple of n_site_features="
+                f"{self.n_site_features}: X must hold the same number of values "
+                "for each site, site after site."
+            )
         return self
 
     def transform(self, X):
@@ -298,23 +316,29 @@ class PeriodicPatches(TransformerMixin, BaseEstimator):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_sites)
+        X : array-like of shape (n_samples, n_sites * n_site_features)
             Fields on a ring of any size.
 
         Returns
         -------
-        patches : ndarray of shape (n_samples, n_sites * (2 * radius + 1))
+        patches : ndarray of shape (n_samples, n_sites * (2 * radius + 1) \
+                * n_site_features)
             Site-major neighbourhoods, in the dtype of ``X``.
         """
         check_is_fitted(self)
-        X = check_ring(self, X)
-        n_sites = X.shape[1]
+        c = self.n_site_features
+        X = check_ring(self, X, c)
+        n_sites = X.shape[1] // c
         offsets = np.arange(-self.radius, self.radius + 1)
-        columns = (np.arange(n_sites)[:, None] + offsets) % n_sites
+        sites = (np.arange(n_sites)[:, None] + offsets) % n_sites
+        columns = sites[:, :, None] * c + np.arange(c)
         return X[:, columns.ravel()]
 
     def get_feature_names_out(self, input_features=None):
         """Names of the patch values: ``"s{site}_o{offset}"``, e.g. ``"s3_o-1"``.
+
+        With ``n_site_features > 1``, ``"s{site}_o{offset}_v{j}"`` for value
+        ``j`` of each block.
 
         Parameters
         ----------
@@ -329,9 +353,14 @@ class PeriodicPatches(TransformerMixin, BaseEstimator):
         """
         check_is_fitted(self)
         _check_feature_names_in(self, input_features, generate_names=False)
+        c = self.n_site_features
         offsets = range(-self.radius, self.radius + 1)
-        sites = range(self.n_features_in_)
-        return np.asarray([f"s{s}_o{o}" for s in sites for o in offsets], dtype=object)
+        sites = range(self.n_features_in_ // c)
+        values = [""] if c == 1 else [f"_v{j}" for j in range(c)]
+        return np.asarray(
+            [f"s{s}_o{o}{v}" for s in sites for o in offsets for v in values],
+            dtype=object,
+        )
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

@@ -13,6 +13,7 @@ from sklearn.preprocessing import PolynomialFeatures
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from skdiffusion import (
+    DiffusionFeaturizer,
     PeriodicPatches,
     RFFFeaturizer,
     SiteWiseRegressor,
@@ -197,6 +198,39 @@ def test_patches_reject_a_negative_radius():
         PeriodicPatches(radius=-1).fit(np.zeros((2, 3)))
 
 
+def test_patches_of_blocks_gather_whole_sites():
+    X = np.arange(8.0)[None]  # 4 sites x 2 values: site s holds 2s, 2s + 1
+    patches = PeriodicPatches(radius=1, n_site_features=2).fit(X)
+    out = patches.transform(X)
+    assert out.shape == (1, 4 * 3 * 2)
+    assert_array_equal(out[0, :6], [6, 7, 0, 1, 2, 3])  # site 0: sites 3, 0, 1
+    assert_array_equal(out[0, -6:], [4, 5, 6, 7, 0, 1])  # site 3: sites 2, 3, 0
+    assert list(patches.get_feature_names_out()[:3]) == [
+        "s0_o-1_v0", "s0_o-1_v1", "s0_o0_v0",
+    ]
+    # a ring of 3 sites of 2 values, in float32
+    small = patches.transform(np.arange(6, dtype=np.float32)[None])
+    assert small.dtype == np.float32
+    assert_array_equal(small[0, :6], [4, 5, 0, 1, 2, 3])
+
+
+def test_patches_of_blocks_equal_patches_of_each_value():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(3, 5 * 4))  # 5 sites x 4 values
+    blocks = PeriodicPatches(radius=2, n_site_features=4).fit_transform(X)
+    for j in range(4):
+        one = PeriodicPatches(radius=2).fit_transform(X[:, j::4])
+        assert_array_equal(blocks[:, j::4], one)
+
+
+def test_patches_reject_a_width_that_is_not_whole_blocks():
+    with pytest.raises(ValueError, match="n_site_features=3"):
+        PeriodicPatches(n_site_features=3).fit(np.zeros((2, 8)))
+    patches = PeriodicPatches(radius=1, n_site_features=2).fit(np.zeros((2, 8)))
+    with pytest.raises(ValueError, match="multiple of 2"):
+        patches.transform(np.zeros((1, 7)))
+
+
 # --- together ---------------------------------------------------------------
 
 
@@ -237,7 +271,95 @@ def test_local_rff_trained_on_40_sites_predicts_80_as_well():
     assert error_80 < 1.5 * error_40  # measured 0.11
 
 
-@pytest.mark.parametrize("estimator", [SiteWiseRegressor(Ridge()), PeriodicPatches()])
+# --- the convolutional featurizer's blocks and a neighbourhood head ----------
+
+
+def tiny_conv(**params):
+    return DiffusionFeaturizer(
+        architecture="conv", kernel_size=3, n_hidden=4, n_blocks=2,
+        time_embedding_dim=8, max_iter=3, batch_size=16, feature_times=(0, 400),
+        random_state=0, **params,
+    )
+
+
+@pytest.fixture(scope="module")
+def ring():
+    return make_lorenz96(2, 60, n_dim=8, burn_in=200, random_state=0).X
+
+
+def test_feature_blocks_add_each_block_next_to_the_last(ring):
+    featurizer = tiny_conv().fit(ring)
+    last = featurizer.transform(ring[:5]).reshape(5, 8, 2, 1, 4)
+    featurizer.set_params(feature_blocks="all")  # no refit needed
+    every = featurizer.transform(ring[:5]).reshape(5, 8, 2, 2, 4)
+    assert_array_equal(every[:, :, :, 1:], last)
+    assert not np.allclose(every[:, :, :, 0], every[:, :, :, 1])
+    names = featurizer.get_feature_names_out()
+    assert list(names[[0, 4, 8, 16]]) == [
+        "t0_s0_b1_h0", "t0_s0_b2_h0", "t400_s0_b1_h0", "t0_s1_b1_h0",
+    ]
+    # block 0 is the input projection, a linear function of the patch
+    featurizer.set_params(feature_blocks=[0, 2])
+    chosen = featurizer.transform(ring[:5]).reshape(5, 8, 2, 2, 4)
+    assert_array_equal(chosen[:, :, :, 1:], last)
+    assert_allclose(chosen[:, :, 0, 0], chosen[:, :, 1, 0])  # the same at all times
+
+
+def test_dense_feature_blocks_are_block_after_block_at_each_time():
+    X = np.random.default_rng(0).normal(size=(40, 3))
+    featurizer = DiffusionFeaturizer(
+        n_hidden=4, n_blocks=2, time_embedding_dim=8, max_iter=3, batch_size=16,
+        feature_times=(0, 400), random_state=0,
+    ).fit(X)
+    last = featurizer.transform(X).reshape(40, 2, 4)
+    featurizer.set_params(feature_blocks="all")
+    every = featurizer.transform(X).reshape(40, 2, 2, 4)
+    assert_array_equal(every[:, :, 1], last)
+    assert list(featurizer.get_feature_names_out()[[0, 4, 8]]) == [
+        "t0_b1_h0", "t0_b2_h0", "t400_b1_h0",
+    ]
+
+
+@pytest.mark.parametrize("blocks", [[3], [1, 1], [], [0.5], "last", [[1]]])
+def test_bad_feature_blocks_are_refused_by_name(ring, blocks):
+    with pytest.raises(ValueError, match="feature_blocks"):
+        tiny_conv(feature_blocks=blocks).fit(ring)
+    fitted = tiny_conv().fit(ring)
+    before = fitted.transform(ring[:2])
+    with pytest.raises(ValueError, match="feature_blocks"):
+        fitted.set_params(feature_blocks=blocks).transform(ring[:2])
+    assert_array_equal(fitted.set_params(feature_blocks=None).transform(ring[:2]),
+                       before)
+
+
+@parametrize_with_checks(
+    [tiny_conv(feature_blocks="all")],
+    expected_failed_checks=lambda _: RINGS_OF_ANY_SIZE,
+)
+def test_conv_featurizer_with_every_block_is_sklearn_compatible(estimator, check):
+    check(estimator)
+
+
+def test_a_head_on_neighbours_features_is_translation_equivariant(ring):
+    featurizer = tiny_conv(feature_blocks="all").fit(ring)
+    width = len(featurizer.get_feature_names_out()) // 8
+    model = make_pipeline(
+        featurizer, PeriodicPatches(2, n_site_features=width),
+        SiteWiseRegressor(Ridge(alpha=1e-3)),
+    ).fit(ring[:-1], np.diff(ring, axis=0))
+    patches = model[1].transform(featurizer.transform(ring[:2]))
+    assert patches.shape == (2, 8 * 5 * width)
+    shifted = np.roll(ring[:4], 3, axis=1)
+    assert_allclose(model.predict(shifted), np.roll(model.predict(ring[:4]), 3, axis=1),
+                    atol=1e-8)
+    assert model.predict(np.tile(ring[:2], 2)).shape == (2, 16)  # a ring of 16
+
+
+@pytest.mark.parametrize(
+    "estimator",
+    [SiteWiseRegressor(Ridge()), PeriodicPatches(),
+     PeriodicPatches(1, n_site_features=2)],
+)
 def test_joblib_round_trip(estimator, tmp_path):
     X = np.random.default_rng(0).normal(size=(20, 12))
     estimator.fit(X, X[:, ::2])

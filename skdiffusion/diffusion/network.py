@@ -278,9 +278,36 @@ class Denoiser(nn.Module):
         t = torch.as_tensor(t, device=z.device)
         return self._trunk(z, self._block_films(t))
 
+    def _check_blocks(self, blocks):
+        """`blocks` as a tuple of block numbers; None is the last block."""
+        if blocks is None:
+            return (self.n_blocks,)
+        blocks = tuple(blocks)
+        valid = [
+            not isinstance(b, bool) and isinstance(b, Integral)
+            and 0 <= b <= self.n_blocks for b in blocks
+        ]
+        if not blocks or not all(valid) or len(set(blocks)) < len(blocks):
+            raise ValueError(
+                f"blocks must be distinct block numbers in 0..{self.n_blocks} "
+                f"(0: the input projection), got {blocks!r}."
+            )
+        return blocks
+
+    def _block_outputs(self, h0, normed0, time_film, blocks):
+        """Outputs of the `blocks` (0: `h0`) at one time's FiLM constants."""
+        outputs = {0: h0}
+        h = h0
+        parts = time_film.split(2 * self.n_hidden)
+        for k, (block, part) in enumerate(zip(self.blocks, parts, strict=True)):
+            gain, shift = part.reshape(1, -1).chunk(2, -1)
+            h = block(h, gain, shift, normed=normed0 if k == 0 else None)
+            outputs[k + 1] = h
+        return [outputs[b] for b in blocks]
+
     @torch.no_grad()
-    def features(self, x, times):
-        """Output of the last block at each fixed time, concatenated.
+    def features(self, x, times, blocks=None):
+        """Output of the last block (or of `blocks`) at each fixed time, concatenated.
 
         The clean state x is fed as the noised state at every time, as in
         Finn et al. (2024); FiLM is computed once per time, not per sample.
@@ -290,23 +317,25 @@ class Denoiser(nn.Module):
         x : torch.Tensor of shape (batch, n_features)
         times : sequence of int
             Steps at which to evaluate the network.
+        blocks : sequence of int or None, default=None
+            Which outputs to read at each time: block numbers ``1..n_blocks``
+            (0 is the input projection); None is the last block.
 
         Returns
         -------
-        torch.Tensor of shape (batch, n_hidden * len(times))
-            Column ``i * n_hidden + j`` is unit j at ``times[i]``.
+        torch.Tensor of shape (batch, n_hidden * len(blocks) * len(times))
+            Column ``(i * len(blocks) + k) * n_hidden + j`` is unit j of
+            ``blocks[k]`` at ``times[i]``.
         """
+        blocks = self._check_blocks(blocks)
         film = self.film(torch.as_tensor(times).reshape(-1))
         h0 = self.in_proj(x)
         normed0 = F.layer_norm(h0, (self.n_hidden,))
-        out = h0.new_empty(x.shape[0], self.n_hidden * film.shape[0])
+        width = self.n_hidden * len(blocks)
+        out = h0.new_empty(x.shape[0], width * film.shape[0])
         for i, time_film in enumerate(film):
-            h = h0
-            parts = time_film.split(2 * self.n_hidden)
-            for k, (block, part) in enumerate(zip(self.blocks, parts, strict=True)):
-                gain, shift = part.chunk(2)
-                h = block(h, gain, shift, normed=normed0 if k == 0 else None)
-            out[:, i * self.n_hidden : (i + 1) * self.n_hidden] = h
+            outputs = self._block_outputs(h0, normed0, time_film, blocks)
+            out[:, i * width : (i + 1) * width] = torch.cat(outputs, dim=1)
         return out
 
 
@@ -407,26 +436,26 @@ class ConvDenoiser(Denoiser):
         return super().forward(z, t).squeeze(1)
 
     @torch.no_grad()
-    def features(self, x, times):
-        """Per-site output of the last block at each fixed time.
+    def features(self, x, times, blocks=None):
+        """Per-site output of the last block (or of `blocks`) at each fixed time.
 
         Returns
         -------
-        torch.Tensor of shape (batch, n_sites * len(times) * n_hidden)
-            Site-major: column ``(s * len(times) + i) * n_hidden + j`` is
-            channel j of site s at ``times[i]``.
+        torch.Tensor of shape (batch, n_sites * len(times) * len(blocks) * n_hidden)
+            Site-major: column ``((s * len(times) + i) * len(blocks) + k) *
+            n_hidden + j`` is channel j of site s, of ``blocks[k]`` at
+            ``times[i]``.
         """
+        blocks = self._check_blocks(blocks)
         film = self.film(torch.as_tensor(times).reshape(-1))
         h0 = self.in_proj(x.unsqueeze(1))
         normed0 = _channel_norm(h0)
-        out = h0.new_empty(x.shape[0], x.shape[1], film.shape[0], self.n_hidden)
+        out = h0.new_empty(x.shape[0], x.shape[1], film.shape[0], len(blocks),
+                           self.n_hidden)
         for i, time_film in enumerate(film):
-            h = h0
-            parts = time_film.split(2 * self.n_hidden)
-            for k, (block, part) in enumerate(zip(self.blocks, parts, strict=True)):
-                gain, shift = part.reshape(1, -1).chunk(2, -1)
-                h = block(h, gain, shift, normed=normed0 if k == 0 else None)
-            out[:, :, i] = h.transpose(1, 2)
+            outputs = self._block_outputs(h0, normed0, time_film, blocks)
+            for k, h in enumerate(outputs):
+                out[:, :, i, k] = h.transpose(1, 2)
         return out.reshape(x.shape[0], -1)
 
 
