@@ -17,9 +17,20 @@ Sections (``--sections``, comma separated):
   and feature times, each with one ridge shared by all sites; a
   ``ConvRegressor`` from scratch and a ``FineTunedRegressor`` at the same
   number of optimiser steps.
+* ``frozen``: what makes frozen conv features good, one idea per row: the
+  ridge reading each site's neighbours' features (``PeriodicPatches`` of
+  per-site blocks), every residual block's output, a random-features head,
+  kernel size, depth, parameterisation and pseudo-times, the untrained
+  network with the best head, and local RFF at two sizes on the same rows
+  (the heads are fitted on every ``--head-stride``-th training state).
 * ``efficiency``: a featurizer pretrained on the unlabelled training states
   (``--n-unlabelled``); heads and from-scratch models trained on 10^2 ..
   10^4 labelled pairs; median over ``--n-seeds`` seeds of the pairs drawn.
+  The experiment's recipe: its featurizer and trunk, frozen heads reading
+  ``--head-radius`` neighbours to each side (0: each site's own features).
+
+The sections ``recipe``, ``ring`` and ``peers`` keep the recipe from before
+the ``frozen`` study (kernel 5, the last block, pseudo-times 0, 100, 400).
 * ``ring``: models trained on 40 sites predict one step on 80 sites; the
   ratio of the one-step nRMSE on 80 sites to that on 40.
 * ``peers``: SINDy (pysindy) and next-generation reservoir computing
@@ -45,8 +56,11 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from sklearn.base import BaseEstimator, RegressorMixin, clone  # noqa: E402
+from sklearn.pipeline import make_pipeline  # noqa: E402
+from sklearn.preprocessing import StandardScaler  # noqa: E402
 from sklearn.utils import Bunch  # noqa: E402
 
+from skdiffusion import RFFFeaturizer  # noqa: E402
 from skdiffusion.experiments import spatial  # noqa: E402
 from skdiffusion.metrics import (  # noqa: E402
     LYAPUNOV_EXPONENTS,
@@ -140,6 +154,80 @@ def _variants(preset, X, y, seed, steps, truth, step):
     return pd.DataFrame(rows)
 
 
+# name -> (featurizer overrides, head): the head's feature_times,
+# feature_blocks, neighbour radius and, optionally, random features on them
+# (n_components, wavelength).
+LATE = (0, 400, 700, 900)
+FIVE = (0, 100, 400, 700, 900)
+FROZEN = {
+    "h32 k5 (recipe), last block": ({"kernel_size": 5}, {}),
+    "h32 k5, every block": ({"kernel_size": 5}, {"blocks": "all"}),
+    "h32 k5, last block, neighbours r=2": ({"kernel_size": 5}, {"radius": 2}),
+    "h32 k5, every block, neighbours r=2":
+        ({"kernel_size": 5}, {"blocks": "all", "radius": 2}),
+    "h32 k5, last block, RFF head 1024 wl 100":
+        ({"kernel_size": 5}, {"rff": (1024, 100.0)}),
+    "h32 k3, every block, r=2": ({}, {"blocks": "all", "radius": 2}),
+    "h32 k3 eps, every block, r=2":
+        ({"parameterization": "noise"}, {"blocks": "all", "radius": 2}),
+    "h32 k3, every block, r=2, t=0,400,700,900":
+        ({}, {"blocks": "all", "radius": 2, "times": LATE}),
+    "h32 k3 untrained, every block, r=2, t=0,400,700,900":
+        ({"max_iter": 0}, {"blocks": "all", "radius": 2, "times": LATE}),
+    "h32 k3 eps 4 blocks, every block, r=2, t=0,400,700,900":
+        ({"parameterization": "noise", "n_blocks": 4},
+         {"blocks": "all", "radius": 2, "times": LATE}),
+    "h32 k3 eps, every block, r=2, t=0,400,700,900":
+        ({"parameterization": "noise"}, {"blocks": "all", "radius": 2, "times": LATE}),
+    "h32 k3, every block, r=2, t=0,100,400,700,900":
+        ({}, {"blocks": "all", "radius": 2, "times": FIVE}),
+    "h32 k3 eps, every block, r=2, t=0,100,400,700,900":
+        ({"parameterization": "noise"}, {"blocks": "all", "radius": 2, "times": FIVE}),
+}
+
+
+def _frozen_head(featurizer, seed, blocks=None, radius=0, times=(0, 100, 400),
+                 rff=None):
+    featurizer.set_params(feature_blocks=blocks, feature_times=times)
+    model = spatial.features_ridge(featurizer, seed, radius)
+    if rff is not None:
+        n_components, wavelength = rff
+        model[-1].estimator.set_params(transformer=make_pipeline(
+            StandardScaler(),
+            RFFFeaturizer(n_components, wavelength=wavelength, random_state=seed)))
+    return model
+
+
+def frozen(preset, data, seed, steps, stride, match=""):
+    """One-step nRMSE and VPT of frozen-feature heads, one idea per row.
+
+    Only the rows whose name contains ``match`` (all by default; local RFF
+    rows only when it is empty).
+    """
+    train, valid, test = data
+    truth, step = spatial.rollouts(test, preset), preset.dt * preset.lead_steps
+    X, y = train.X[::stride], train.y[::stride]
+    print(f"  heads fitted on {len(X)} states ({len(X) * preset.n_sites} site rows)",
+          flush=True)
+    rows, featurizers = [], {}
+    for name, (overrides, head) in FROZEN.items():
+        if match not in name:
+            continue
+        key = repr(sorted(overrides.items()))
+        if key not in featurizers:
+            featurizers[key] = _fit(spatial.conv_featurizer(
+                preset, seed, **{"max_iter": steps, **overrides}), train.X, None)
+        featurizer, pre = featurizers[key]
+        model, cpu = _fit(_frozen_head(featurizer, seed, **head), X, y)
+        rows.append(_row(name, model, cpu + pre, truth, step))
+    for n_components in () if match else (256, 1024):
+        rff = dataclasses.replace(preset, n_components=n_components)
+        model, cpu = _fit(spatial.local_rff(rff, seed, valid), X, y)
+        rows.append(_row(f"local RFF {n_components} (wavelength {model.chosen_:g})",
+                         model, cpu, truth, step))
+    return pd.DataFrame(rows)
+
+
 def _subsample(data, n_pairs, rng):
     rows = rng.choice(len(data.X), size=n_pairs, replace=False)
     return data.X[rows], data.y[rows]
@@ -163,11 +251,13 @@ def efficiency(preset, data, n_seeds, pairs, steps):
         for seed in range(n_seeds):
             X, y = _subsample(train, n_pairs, np.random.default_rng(seed))
             models = {
-                "frozen conv + ridge": spatial.features_ridge(pretrained, seed),
+                "frozen conv + ridge": spatial.features_ridge(pretrained, seed,
+                                                              preset.head_radius),
                 "fine-tuned conv": spatial.fine_tuned(pretrained, p, seed),
                 "conv from scratch": spatial.conv_scratch(p, seed),
                 "local RFF + ridge": spatial.local_rff(preset, seed, valid),
-                "untrained conv + ridge": spatial.features_ridge(untrained, seed),
+                "untrained conv + ridge": spatial.features_ridge(
+                    untrained, seed, preset.head_radius),
             }
             for name, model in models.items():
                 model, cpu = _fit(model, X, y)
@@ -332,9 +422,18 @@ def _with_previous(data, preset):
     return spatial.rollouts(later, preset), spatial.rollouts(earlier, preset)[:, 0]
 
 
+# The sections other than "frozen" measure the recipe as it was before the
+# frozen-feature study: kernel 5, the last block, pseudo-times 0, 100, 400.
+_BEFORE = dataclasses.replace(spatial.PRESETS["quick"], featurizer={
+    **spatial.PRESETS["quick"].featurizer, "kernel_size": 5,
+    "feature_times": (0, 100, 400), "feature_blocks": None, "dtype": "float64",
+})
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sections", default="recipe,efficiency,ring,peers")
+    parser.add_argument("--sections",
+                        default="recipe,frozen,efficiency,ring,peers")
     parser.add_argument("--steps", type=int, default=400,
                         help="optimiser steps of the base featurizer and networks")
     parser.add_argument("--n-seeds", type=int, default=3)
@@ -342,15 +441,23 @@ def main():
                         help="recipe: only the trained featurizer's variants")
     parser.add_argument("--pairs", default="100,300,1000,3000,10000")
     parser.add_argument("--n-unlabelled", type=int, default=100_000)
+    parser.add_argument("--head-stride", type=int, default=4,
+                        help="frozen: fit the heads on every k-th training state")
+    parser.add_argument("--head-radius", type=int, default=2,
+                        help="efficiency: neighbours read by the frozen heads")
+    parser.add_argument("--match", default="",
+                        help="frozen: only the rows whose name contains this")
     args = parser.parse_args()
     sections = args.sections.split(",")
-    preset = spatial.PRESETS["quick"]
+    preset = _BEFORE
     pd.set_option("display.width", 200)
     fmt = {"float_format": lambda v: f"{v:.3g}"}
     start = time.perf_counter()
     print(f"python benchmarks/spatial_recipe.py --sections {args.sections} "
           f"--steps {args.steps} --n-seeds {args.n_seeds} --pairs {args.pairs} "
-          f"--n-unlabelled {args.n_unlabelled}"
+          f"--n-unlabelled {args.n_unlabelled} --head-stride {args.head_stride}"
+          f" --head-radius {args.head_radius}"
+          f"{f' --match {args.match!r}' if args.match else ''}"
           f"{' --no-baselines' if args.no_baselines else ''}; "
           f"{os.cpu_count()} CPU cores, load {os.getloadavg()[0]:.1f}", flush=True)
     warnings.simplefilter("ignore", RuntimeWarning)
@@ -359,9 +466,17 @@ def main():
         print(f"\n== recipe: {len(data[0].X)} training states, 40 sites", flush=True)
         table = recipe(preset, data, 0, args.steps, baselines=not args.no_baselines)
         print(table.to_string(**fmt), flush=True)
+    if "frozen" in sections:
+        data = spatial.lorenz96_data(preset, random_state=0)
+        print("\n== frozen features: one seed", flush=True)
+        table = frozen(spatial.PRESETS["quick"], data, 0, args.steps,
+                       args.head_stride, args.match)
+        print(table.to_string(**fmt), flush=True)
     if "efficiency" in sections:
         n_traj = max(1, args.n_unlabelled // preset.n_train_steps)
-        big = dataclasses.replace(preset, n_train_trajectories=n_traj)
+        # the frozen-feature recipe of the experiment (neighbours' features)
+        big = dataclasses.replace(spatial.PRESETS["quick"], n_train_trajectories=n_traj,
+                                  head_radius=args.head_radius)
         data = spatial.lorenz96_data(big, random_state=0)
         print(f"\n== sample efficiency: median of {args.n_seeds} seeds", flush=True)
         pairs = [int(n) for n in args.pairs.split(",")]

@@ -76,3 +76,20 @@ def test_preset_refuses_rollouts_longer_than_the_test_trajectories():
 def test_persistence_predicts_no_change_on_any_ring():
     X = np.arange(12.0).reshape(2, 6)
     assert not spatial.Persistence().fit(X, X).predict(X).any()
+
+
+def test_frozen_feature_head_reads_neighbours_on_every_kth_state():
+    train, _, _ = spatial.lorenz96_data(TINY, random_state=0)
+    featurizer = spatial.conv_featurizer(TINY, 0).fit(train.X)
+    per_site = len(featurizer.get_feature_names_out()) // TINY.n_sites
+    assert per_site == 4 * 3 * 5  # n_hidden x every block x pseudo-times
+    head = spatial.features_ridge(featurizer, 0, radius=2, stride=4)
+    head.fit(train.X, train.y)
+    pipeline = head.estimator_
+    assert pipeline[-1].n_site_features_ == 5 * per_site  # the site and 2 + 2
+    assert pipeline[-1].estimator_.n_samples_seen_ == -(-len(train.X) // 4) * 40
+    shifted = np.roll(train.X[:3], 7, axis=1)
+    np.testing.assert_allclose(
+        head.predict(shifted), np.roll(head.predict(train.X[:3]), 7, axis=1),
+        atol=1e-4,
+    )

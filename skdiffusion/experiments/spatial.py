@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from sklearn.base import BaseEstimator, RegressorMixin
+from sklearn.base import BaseEstimator, RegressorMixin, clone
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.frozen import FrozenEstimator
 from sklearn.pipeline import make_pipeline
@@ -37,7 +37,11 @@ class SpatialPreset:
     :class:`~skdiffusion.FineTunedRegressor` (the same number of optimiser
     steps as the featurizer: the same budget), ``wavelengths`` the random
     Fourier features' wavelengths tried on held-out rows by the local RFF.
-    ``n_starts`` rollouts of ``n_leads`` steps are scored.
+    The ridges on frozen conv features read the features of each site's
+    ``head_radius`` neighbours to each side and are fitted on every
+    ``head_stride``-th training state (those neighbourhoods are large:
+    ``2 * head_radius + 1`` times the features). ``n_starts`` rollouts of
+    ``n_leads`` steps are scored.
     """
 
     n_seeds: int = 3
@@ -53,9 +57,12 @@ class SpatialPreset:
     radius: int = 4
     n_components: int = 256
     wavelengths: tuple = (10.0, 30.0, 100.0)
+    head_radius: int = 2
+    head_stride: int = 4
     featurizer: dict = common.params(
-        n_hidden=32, kernel_size=5, n_blocks=3, feature_times=(0, 100, 400),
-        max_iter=300, batch_size=256, learning_rate=3e-3, lr_schedule="cosine",
+        n_hidden=32, kernel_size=3, n_blocks=3, parameterization="noise",
+        feature_times=(0, 100, 400, 700, 900), feature_blocks="all", max_iter=300,
+        batch_size=256, learning_rate=3e-3, lr_schedule="cosine", dtype="float32",
     )
     network: dict = common.params(
         max_iter=300, batch_size=256, learning_rate=3e-3, lr_schedule="cosine",
@@ -166,10 +173,36 @@ def conv_featurizer(preset, seed, **overrides):
     return DiffusionFeaturizer(architecture="conv", random_state=seed, **params)
 
 
-def features_ridge(featurizer, seed):
-    """A fitted featurizer, frozen, and one ridge shared by all sites."""
+def features_ridge(featurizer, seed, radius=0, stride=1):
+    """A fitted featurizer, frozen, and one ridge shared by all sites.
+
+    The ridge reads the features of each site and of its ``radius``
+    neighbours to each side, and is fitted on every ``stride``-th state.
+    """
+    n_site_features = len(featurizer.get_feature_names_out()) // (
+        featurizer.n_features_in_
+    )
     ridge = StreamingRidgeCV(standardize=True, random_state=seed)
-    return make_pipeline(FrozenEstimator(featurizer), SiteWiseRegressor(ridge))
+    head = make_pipeline(
+        FrozenEstimator(featurizer),
+        PeriodicPatches(radius, n_site_features=n_site_features),
+        SiteWiseRegressor(ridge),
+    )
+    return head if stride == 1 else _EveryKth(head, stride)
+
+
+class _EveryKth(RegressorMixin, BaseEstimator):
+    """``estimator`` fitted on every ``k``-th row only (bounds its memory)."""
+
+    def __init__(self, estimator, k):
+        self.estimator, self.k = estimator, k
+
+    def fit(self, X, y):
+        self.estimator_ = clone(self.estimator).fit(X[:: self.k], y[:: self.k])
+        return self
+
+    def predict(self, X):
+        return self.estimator_.predict(X)
 
 
 def _network(regressor, preset, seed):
@@ -196,11 +229,15 @@ def fine_tuned(featurizer, preset, seed):
 MODELS = {
     "persistence": lambda p, s, f, v: Persistence(),
     "local RFF + ridge": lambda p, s, f, v: local_rff(p, s, v),
-    "untrained conv + ridge": lambda p, s, f, v: features_ridge(f["untrained"], s),
-    "conv features + ridge": lambda p, s, f, v: features_ridge(f["trained"], s),
+    "untrained conv + ridge": lambda p, s, f, v: _head(f["untrained"], p, s),
+    "conv features + ridge": lambda p, s, f, v: _head(f["trained"], p, s),
     "fine-tuned conv": lambda p, s, f, v: fine_tuned(f["trained"], p, s),
     "conv from scratch": lambda p, s, f, v: conv_scratch(p, s),
 }
+
+
+def _head(featurizer, preset, seed):
+    return features_ridge(featurizer, seed, preset.head_radius, preset.head_stride)
 
 
 def fit_featurizers(X, preset, seed):
