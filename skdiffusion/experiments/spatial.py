@@ -82,6 +82,8 @@ PRESETS = {
         n_starts=256,
         n_leads=60,
         n_components=1536,
+        # 4,800 features per site in the neighbourhoods: 8,000 states take 6 GB
+        head_stride=16,
         featurizer={**SpatialPreset().featurizer, "n_hidden": 64, "max_iter": 3_000,
                     "batch_size": 1_024},
         network={**SpatialPreset().network, "max_iter": 3_000, "batch_size": 1_024},
