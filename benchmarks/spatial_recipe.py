@@ -276,8 +276,14 @@ def ring(preset, seed, steps):
     featurizer, pre = _fit(spatial.conv_featurizer(preset, seed, max_iter=steps),
                            train.X, None)
     p = dataclasses.replace(preset, network={**preset.network, "max_iter": steps})
+    # the experiment's frozen recipe: every block, neighbours' features
+    quick = spatial.PRESETS["quick"]
+    blocks = spatial.conv_featurizer(quick, seed, max_iter=steps).fit(train.X)
     models = {
         "conv features + ridge": spatial.features_ridge(featurizer, seed),
+        "conv features (experiment) + neighbours' ridge": spatial.features_ridge(
+            blocks, seed, quick.head_radius, quick.head_stride
+        ),
         "local RFF + ridge": spatial.local_rff(preset, seed, valid),
         "conv from scratch": spatial.conv_scratch(p, seed),
         "fine-tuned conv": spatial.fine_tuned(featurizer, p, seed),
