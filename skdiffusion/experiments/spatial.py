@@ -128,15 +128,16 @@ class Persistence(RegressorMixin, BaseEstimator):
         return np.zeros_like(np.asarray(X))
 
 
-def local_rff(preset, seed, valid, wavelength=None):
+def local_rff(preset, seed, valid, wavelength=None, scale=1):
     """Random Fourier features of each site's patch, one ridge for all sites.
 
-    Without ``wavelength``, the one of ``preset.wavelengths`` with the
-    smallest one-step error on ``valid`` is fitted (on a quarter of the
-    training rows while choosing).
+    ``scale * preset.n_components`` features. Without ``wavelength``, the one
+    of ``preset.wavelengths`` with the smallest one-step error on ``valid``
+    is fitted (on a quarter of the training rows while choosing).
     """
     def build(length):
-        rff = RFFFeaturizer(preset.n_components, wavelength=length, random_state=seed)
+        rff = RFFFeaturizer(scale * preset.n_components, wavelength=length,
+                            random_state=seed)
         ridge = StreamingRidgeCV(transformer=rff, standardize=True, random_state=seed)
         return make_pipeline(PeriodicPatches(preset.radius), SiteWiseRegressor(ridge))
 
@@ -231,6 +232,8 @@ def fine_tuned(featurizer, preset, seed):
 MODELS = {
     "persistence": lambda p, s, f, v: Persistence(),
     "local RFF + ridge": lambda p, s, f, v: local_rff(p, s, v),
+    # four times the random features: a rival of the frozen heads' size
+    "local RFF x4 + ridge": lambda p, s, f, v: local_rff(p, s, v, scale=4),
     "untrained conv + ridge": lambda p, s, f, v: _head(f["untrained"], p, s),
     "conv features + ridge": lambda p, s, f, v: _head(f["trained"], p, s),
     "fine-tuned conv": lambda p, s, f, v: fine_tuned(f["trained"], p, s),
