@@ -2,8 +2,10 @@
 
 import numpy as np
 import pytest
+from threadpoolctl import threadpool_limits
 
 from skdiffusion.experiments import spatial
+from skdiffusion.experiments.surrogate import _torch_threads
 
 pytest.importorskip("torch")
 
@@ -93,3 +95,39 @@ def test_frozen_feature_head_reads_neighbours_on_every_kth_state():
         head.predict(shifted), np.roll(head.predict(train.X[:3]), 7, axis=1),
         atol=1e-4,
     )
+
+
+def test_two_processes_give_the_same_table_as_one_thread():
+    # (seed, model) pairs in worker processes, each on one thread: the rows
+    # of a one-process run on one thread, in the same order, to the bit
+    # (the tiny ridge's penalty of 1e-14 would amplify the last bits of two
+    # threads' sums into percents)
+    models = ["persistence", "conv features + ridge", "conv from scratch"]
+    parallel = spatial.spatial_surrogate_comparison(
+        TINY, models=models, random_state=0, n_jobs=2
+    )
+    with threadpool_limits(1), _torch_threads(1):
+        serial = spatial.spatial_surrogate_comparison(TINY, models=models,
+                                                      random_state=0)
+    assert list(parallel["model"]) == list(serial["model"])
+    assert list(parallel["seed"]) == list(serial["seed"])
+    for column in ("nrmse", "one_step", "vpt"):
+        np.testing.assert_array_equal(parallel[column], serial[column],
+                                      err_msg=column)
+
+
+def test_command_line_runs_the_quick_preset_in_processes(table, monkeypatch, capsys):
+    from skdiffusion.experiments import __main__ as cli
+
+    calls = []
+
+    def fake(preset, **kwargs):
+        calls.append(kwargs)
+        return table
+
+    monkeypatch.setattr(spatial, "spatial_surrogate_comparison", fake)
+    cli.main(["--experiment", "spatial", "--quiet", "--n-seeds", "2"])
+    cli.main(["--experiment", "spatial", "--quiet", "--preset", "gpu"])
+    cli.main(["--experiment", "spatial", "--quiet", "--n-jobs", "1"])
+    assert [call["n_jobs"] for call in calls] == [-1, None, 1]
+    assert "local RFF x4 + ridge" in capsys.readouterr().out

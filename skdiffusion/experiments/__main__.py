@@ -38,8 +38,8 @@ def main(argv=None):
     parser.add_argument("--output-dir", help="write the tables (CSV) and figure")
     parser.add_argument("--random-state", type=int, default=0)
     parser.add_argument("--n-jobs", type=int,
-                        help="surrogate experiment: processes (default: all "
-                             "cores quick, 1 paper)")
+                        help="surrogate and spatial experiments: processes "
+                             "(default: all cores for the quick presets, else 1)")
     parser.add_argument("--quiet", action="store_true", help="no progress")
     parser.add_argument("--dry-run", action="store_true",
                         help="print each stage's size, memory and time; run nothing")
@@ -57,18 +57,18 @@ def main(argv=None):
         return
     start = time.perf_counter()
     run = {"output_dir": args.output_dir, "random_state": args.random_state}
+    # the quick models are small: a process per core; the larger share a GPU
+    n_jobs = args.n_jobs if args.n_jobs is not None else (
+        -1 if args.preset == "quick" else None
+    )
     if module is assimilation_lorenz96:
         _print_assimilation96(args.preset, run, verbose=not args.quiet)
     elif module is spatial:
         table = spatial.spatial_surrogate_comparison(
-            preset, **run, verbose=not args.quiet
+            preset, **run, n_jobs=n_jobs, verbose=not args.quiet
         )
         _print_spatial(table, preset, args.preset)
     else:
-        # the quick models are small: a process per core; the paper's share a GPU
-        n_jobs = args.n_jobs if args.n_jobs is not None else (
-            -1 if args.preset == "quick" else None
-        )
         table = surrogate.surrogate_comparison(
             preset, **run, n_jobs=n_jobs, verbose=not args.quiet
         )

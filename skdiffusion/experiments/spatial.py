@@ -1,11 +1,13 @@
 """Spatially extended systems: surrogates of Lorenz 96 on a ring of sites."""
 
+import functools
 import time
 import warnings
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from joblib import Parallel, delayed
 from sklearn.base import BaseEstimator, RegressorMixin, clone
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.frozen import FrozenEstimator
@@ -304,7 +306,8 @@ def fit_timed(model, X, y):
 
 
 def spatial_surrogate_comparison(
-    preset="quick", *, models=None, output_dir=None, random_state=0, verbose=False
+    preset="quick", *, models=None, output_dir=None, random_state=0, n_jobs=None,
+    verbose=False,
 ):
     """Compare surrogates of Lorenz 96 on a ring (local, convolutional, diffusion).
 
@@ -325,6 +328,12 @@ def spatial_surrogate_comparison(
         If given, write ``spatial_comparison.csv`` and ``spatial_summary.csv``.
     random_state : int, default=0
         Seeds the data and the models.
+    n_jobs : int or None, default=None
+        Processes that fit and score the (seed, model) pairs at once
+        (joblib; ``None`` is one, ``-1`` all cores), each on one thread when
+        there are several. The table is the same for any ``n_jobs`` up to
+        the last bits of float arithmetic on one thread or two, which long
+        rollouts can amplify.
     verbose : bool, default=False
         Report progress.
 
@@ -342,31 +351,57 @@ def spatial_surrogate_comparison(
     common.check_names("model(s)", names, MODELS)
     data_seed, *seeds = common.seeds_from(random_state, 1 + preset.n_seeds)
     train, valid, test = lorenz96_data(preset, random_state=data_seed)
-    truth = rollouts(test, preset)
-    step = preset.dt * preset.lead_steps
-    uses_featurizer = {"untrained conv + ridge", "conv features + ridge",
-                       "fine-tuned conv"}
-    parts = []
+    score = functools.partial(
+        _fit_and_score, train=train, valid=valid, truth=rollouts(test, preset),
+        preset=preset,
+    )
     bar = progress(len(seeds) * len(names), desc="spatial surrogates",
                    verbose=verbose, unit="model", every=1)
-    with bar:
-        for seed in seeds:
-            featurizers, pretrain_cpu = {}, 0.0
-            if uses_featurizer & set(names):
-                featurizers, pretrain_cpu = fit_featurizers(train.X, preset, seed)
-            for name in names:
-                model = MODELS[name](preset, seed, featurizers, valid)
-                model, cpu = fit_timed(model, train.X, train.y)
-                if name in ("conv features + ridge", "fine-tuned conv"):
-                    cpu += pretrain_cpu
-                scores = skill(model, truth, step)
-                parts.append(_rows(name, seed, fit_cpu=cpu, step=step, **scores))
-                bar.set_postfix_str(f"{name} {scores['one_step']:.3f}")
-                bar.update()
-    table = pd.concat(parts, ignore_index=True)
+    results = {}
+    # Two rounds, so that no process waits: the featurizers and the models
+    # without them, then the models that read the featurizers.
+    with bar, Parallel(n_jobs=n_jobs, return_as="generator") as parallel:
+        pretrain = [seed for seed in seeds if USES_FEATURIZER & set(names)]
+        first = [delayed(fit_featurizers)(train.X, preset, seed) for seed in pretrain]
+        first += [delayed(score)(name, seed) for seed in seeds for name in names
+                  if name not in USES_FEATURIZER]
+        outputs = list(_collect(parallel(first), results, bar))
+        featurizers = dict(zip(pretrain, outputs, strict=True))
+        second = [delayed(score)(name, seed, *featurizers[seed])
+                  for seed in seeds for name in names if name in USES_FEATURIZER]
+        list(_collect(parallel(second), results, bar))
+    table = pd.concat([results[seed, name] for seed in seeds for name in names],
+                      ignore_index=True)
     common.save(table, output_dir, "spatial_comparison")
     common.save(summarize_spatial(table), output_dir, "spatial_summary")
     return table
+
+
+# The models that read the seed's conv featurizer, trained or untrained.
+USES_FEATURIZER = {"untrained conv + ridge", "conv features + ridge", "fine-tuned conv"}
+
+
+def _collect(outputs, results, bar):
+    """Store the models' rows in ``results``; yield what else comes out."""
+    for output in outputs:
+        if not isinstance(output, pd.DataFrame):
+            yield output
+            continue
+        name, seed = output["model"][0], output["seed"][0]
+        results[seed, name] = output
+        bar.set_postfix_str(f"{name} {output['one_step'][0]:.3f}")
+        bar.update()
+
+
+def _fit_and_score(name, seed, featurizers=None, pretrain_cpu=0.0, *, train, valid,
+                   truth, preset):
+    """One model of one seed fitted and rolled out: its rows of the table."""
+    model = MODELS[name](preset, seed, featurizers, valid)
+    model, cpu = fit_timed(model, train.X, train.y)
+    if name in ("conv features + ridge", "fine-tuned conv"):
+        cpu += pretrain_cpu
+    scores = skill(model, truth, preset.dt * preset.lead_steps)
+    return _rows(name, seed, fit_cpu=cpu, step=preset.dt * preset.lead_steps, **scores)
 
 
 def _rows(model, seed, curve, step, **scores):
