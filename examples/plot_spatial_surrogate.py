@@ -57,14 +57,13 @@ print(train.X.shape, train.y.shape)
 # %%
 # The pipelines
 # -------------
-# The featurizer is fitted on the states alone (no targets), then frozen; the
-# head sees, for each site, the output of every residual block at five
-# pseudo-times (32 x 3 x 5 = 480 features), of the site and of its two
-# neighbours to each side.
+# The featurizer is fitted on the states alone (no targets), then frozen; its
+# "conv" defaults give, for each site, the output of every residual block at
+# five pseudo-times (32 channels x 3 blocks x 5 times = 480 features), and
+# the head reads them at the site and at its two neighbours to each side.
 featurizer = DiffusionFeaturizer(
-    architecture="conv", n_hidden=32, kernel_size=3, parameterization="noise",
-    feature_blocks="all", feature_times=(0, 100, 400, 700, 900), max_iter=150,
-    batch_size=256, learning_rate=3e-3, dtype="float32", random_state=0,
+    architecture="conv", max_iter=150, batch_size=256, learning_rate=3e-3,
+    dtype="float32", random_state=0,
 ).fit(train.X)
 diffusion = make_pipeline(
     FrozenEstimator(featurizer),

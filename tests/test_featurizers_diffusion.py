@@ -7,6 +7,7 @@ gain from a second one, and on a shared machine waiting threads spin.
 """
 
 import io
+import pickle
 
 import joblib
 import numpy as np
@@ -517,7 +518,8 @@ def test_conv_features_are_per_site_and_site_major(ring):
     features = featurizer.transform(ring[:5])
     assert features.shape == (5, 12 * 2 * 8)
     names = featurizer.get_feature_names_out()
-    assert list(names[[0, 8, 16]]) == ["t0_s0_h0", "t400_s0_h0", "t0_s1_h0"]
+    # every block (here one) is the conv default: the block is named
+    assert list(names[[0, 8, 16]]) == ["t0_s0_b1_h0", "t400_s0_b1_h0", "t0_s1_b1_h0"]
     # rolling the ring rolls the sites' features
     rolled = featurizer.transform(np.roll(ring[:5], 2, axis=1)).reshape(5, 12, -1)
     np.testing.assert_allclose(
@@ -547,22 +549,72 @@ def test_conv_weights_do_not_depend_on_the_ring_size(ring):
 
 
 @pytest.mark.parametrize(
-    ("architecture", "width", "times"),
-    [("dense", 256, (0, 50, 100, 200, 400, 600)), ("conv", 64, (0, 100, 400))],
+    ("architecture", "width", "times", "blocks"),
+    [("dense", 256, (0, 50, 100, 200, 400, 600), 1),
+     ("conv", 32, (0, 100, 400, 700, 900), 2)],
 )
-def test_default_width_and_times_follow_the_architecture(
-    ring, architecture, width, times
+def test_default_width_times_and_blocks_follow_the_architecture(
+    ring, architecture, width, times, blocks
 ):
     featurizer = DiffusionFeaturizer(
-        architecture=architecture, n_blocks=1, time_embedding_dim=8, max_iter=1,
+        architecture=architecture, n_blocks=2, time_embedding_dim=8, max_iter=1,
         batch_size=8, random_state=0,
     ).fit(ring)
     n_sites = 1 if architecture == "dense" else ring.shape[1]
-    assert featurizer.transform(ring[:2]).shape == (2, n_sites * len(times) * width)
-    assert featurizer.get_feature_names_out()[width] == f"t{times[1]}_" + (
-        "h0" if architecture == "dense" else "s0_h0"
+    assert featurizer.transform(ring[:2]).shape == (
+        2, n_sites * len(times) * blocks * width
     )
-    assert featurizer.get_params()["n_hidden"] is None  # unchanged by fit
+    # dense: the paper's last block; conv: every block (named) at each time
+    name = "h0" if architecture == "dense" else "s0_b1_h0"
+    assert featurizer.get_feature_names_out()[blocks * width] == f"t{times[1]}_{name}"
+    params = featurizer.get_params()
+    assert params["n_hidden"] is params["parameterization"] is None  # unchanged
+    expected = "velocity" if architecture == "dense" else "noise"
+    assert featurizer._parameterization() == expected
+    if architecture == "conv":  # kernel 3: one site to each side per convolution
+        state = featurizer.network_state_
+        assert state["in_proj.weight"].shape == (32, 1, 3)
+        assert state["blocks.0.fc1.weight"].shape == (32, 32, 3)
+
+
+@pytest.mark.parametrize("parameterization", ["velocity", "noise"])
+def test_the_parameterization_default_trains_as_the_named_one(
+    ring, parameterization
+):
+    architecture = "dense" if parameterization == "velocity" else "conv"
+    common = dict(architecture=architecture, n_hidden=4, n_blocks=1,
+                  time_embedding_dim=8, max_iter=3, batch_size=8, random_state=0)
+    default = DiffusionFeaturizer(**common).fit(ring)
+    named = DiffusionFeaturizer(parameterization=parameterization, **common).fit(ring)
+    np.testing.assert_array_equal(default.transform(ring[:3]),
+                                  named.transform(ring[:3]))
+    assert default.score(ring) == named.score(ring)
+
+
+def test_a_conv_pickle_from_before_the_recipe_defaults_keeps_its_features(ring):
+    # then None meant 64 channels, pseudo-times 0, 100, 400 and the last block
+    old_recipe = dict(n_hidden=64, feature_times=(0, 100, 400), feature_blocks="last")
+    featurizer = DiffusionFeaturizer(
+        architecture="conv", kernel_size=5, parameterization="velocity",
+        n_blocks=1, time_embedding_dim=8, max_iter=2, batch_size=8, random_state=0,
+        **old_recipe,
+    ).fit(ring)
+    state = featurizer.__getstate__()
+    del state["_defaults_version"]  # as pickled then, with the defaults as None
+    state.update(n_hidden=None, feature_times=None, feature_blocks=None)
+    state["network_params_"] = {**state["network_params_"], "n_hidden": None}
+    old = DiffusionFeaturizer.__new__(DiffusionFeaturizer)
+    old.__setstate__(state)
+    np.testing.assert_array_equal(old.transform(ring[:3]),
+                                  featurizer.transform(ring[:3]))
+    assert list(old.get_feature_names_out()) == list(
+        featurizer.get_feature_names_out()
+    )
+    assert old.get_params()["n_hidden"] == 64
+    # a pickle of today's featurizer keeps its None values
+    today = pickle.loads(pickle.dumps(tiny_conv(n_hidden=None).fit(ring)))
+    assert today.get_params()["n_hidden"] is None
+    assert today.transform(ring[:1]).shape[1] == ring.shape[1] * 2 * 32
 
 
 def test_a_pickle_from_before_the_dtype_parameter_keeps_float32(states):

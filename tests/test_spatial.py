@@ -288,7 +288,7 @@ def ring():
 
 
 def test_feature_blocks_add_each_block_next_to_the_last(ring):
-    featurizer = tiny_conv().fit(ring)
+    featurizer = tiny_conv(feature_blocks="last").fit(ring)
     last = featurizer.transform(ring[:5]).reshape(5, 8, 2, 1, 4)
     featurizer.set_params(feature_blocks="all")  # no refit needed
     every = featurizer.transform(ring[:5]).reshape(5, 8, 2, 2, 4)
@@ -320,7 +320,7 @@ def test_dense_feature_blocks_are_block_after_block_at_each_time():
     ]
 
 
-@pytest.mark.parametrize("blocks", [[3], [1, 1], [], [0.5], "last", [[1]]])
+@pytest.mark.parametrize("blocks", [[3], [1, 1], [], [0.5], "first", [[1]]])
 def test_bad_feature_blocks_are_refused_by_name(ring, blocks):
     with pytest.raises(ValueError, match="feature_blocks"):
         tiny_conv(feature_blocks=blocks).fit(ring)
