@@ -186,7 +186,7 @@ FROZEN = {
 }
 
 
-def _frozen_head(featurizer, seed, blocks=None, radius=0, times=(0, 100, 400),
+def _frozen_head(featurizer, seed, blocks="last", radius=0, times=(0, 100, 400),
                  rff=None):
     featurizer.set_params(feature_blocks=blocks, feature_times=times)
     model = spatial.features_ridge(featurizer, seed, radius)
@@ -429,10 +429,12 @@ def _with_previous(data, preset):
 
 
 # The sections other than "frozen" measure the recipe as it was before the
-# frozen-feature study: kernel 5, the last block, pseudo-times 0, 100, 400.
+# frozen-feature study: kernel 5, velocity prediction, the last block,
+# pseudo-times 0, 100, 400.
 _BEFORE = dataclasses.replace(spatial.PRESETS["quick"], featurizer={
     **spatial.PRESETS["quick"].featurizer, "kernel_size": 5,
-    "feature_times": (0, 100, 400), "feature_blocks": None, "dtype": "float64",
+    "parameterization": "velocity", "feature_times": (0, 100, 400),
+    "feature_blocks": "last", "dtype": "float64",
 })
 
 
