@@ -186,6 +186,9 @@ FROZEN = {
         ({}, {"blocks": "all", "radius": 2, "times": FIVE}),
     "h32 k3 eps, every block, r=2, t=0,100,400,700,900":
         ({"parameterization": "noise"}, {"blocks": "all", "radius": 2, "times": FIVE}),
+    "h32 k3 eps 4 blocks, every block, r=2, t=0,100,400,700,900":
+        ({"parameterization": "noise", "n_blocks": 4},
+         {"blocks": "all", "radius": 2, "times": FIVE}),
 }
 
 
