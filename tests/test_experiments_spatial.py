@@ -84,7 +84,7 @@ def test_frozen_feature_head_reads_neighbours_on_every_kth_state():
     train, _, _ = spatial.lorenz96_data(TINY, random_state=0)
     featurizer = spatial.conv_featurizer(TINY, 0).fit(train.X)
     per_site = len(featurizer.get_feature_names_out()) // TINY.n_sites
-    assert per_site == 4 * 3 * 5  # n_hidden x every block x pseudo-times
+    assert per_site == 4 * 4 * 5  # n_hidden x every block x pseudo-times
     head = spatial.features_ridge(featurizer, 0, radius=2, stride=4)
     head.fit(train.X, train.y)
     pipeline = head.estimator_

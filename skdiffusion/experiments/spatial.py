@@ -60,9 +60,11 @@ class SpatialPreset:
     n_components: int = 256
     wavelengths: tuple = (10.0, 30.0, 100.0)
     head_radius: int = 2
-    head_stride: int = 4
+    # every 8th state: the heads' 3,200 features a site would take 10 GB on
+    # all of them, and all of them scored the same (docs, spatial)
+    head_stride: int = 8
     featurizer: dict = common.params(
-        n_hidden=32, kernel_size=3, n_blocks=3, parameterization="noise",
+        n_hidden=32, kernel_size=3, n_blocks=4, parameterization="noise",
         feature_times=(0, 100, 400, 700, 900), feature_blocks="all", max_iter=300,
         batch_size=256, learning_rate=3e-3, lr_schedule="cosine", dtype="float32",
     )
@@ -84,7 +86,7 @@ PRESETS = {
         n_starts=256,
         n_leads=60,
         n_components=1536,
-        # 4,800 features per site in the neighbourhoods: 8,000 states take 6 GB
+        # 6,400 features per site in the neighbourhoods: 8,000 states take 8 GB
         head_stride=16,
         featurizer={**SpatialPreset().featurizer, "n_hidden": 64, "max_iter": 3_000,
                     "batch_size": 1_024},
