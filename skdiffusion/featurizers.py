@@ -1077,14 +1077,13 @@ def _pin_old_conv_defaults(state):
     ``parameterization`` were stored as values), so its network and
     features stay as they were.
     """
-    params = state.get("network_params_")
+    params = dict(state["network_params_"])
     for name, value in _OLD_CONV_DEFAULTS.items():
         if state.get(name) is None:
             state[name] = value
-        if params is not None and params.get(name, 0) is None:
-            params = {**params, name: value}
-    if params is not None:
-        state["network_params_"] = params
+        if name in params and params[name] is None:
+            params[name] = value
+    state["network_params_"] = params
 
 
 def _median_distance(X, max_rows=1000):

@@ -402,8 +402,8 @@ def _fit_and_score(name, seed, featurizers=None, pretrain_cpu=0.0, *, train, val
     model, cpu = fit_timed(model, train.X, train.y)
     if name in ("conv features + ridge", "fine-tuned conv"):
         cpu += pretrain_cpu
-    scores = skill(model, truth, preset.dt * preset.lead_steps)
-    return _rows(name, seed, fit_cpu=cpu, step=preset.dt * preset.lead_steps, **scores)
+    step = preset.dt * preset.lead_steps
+    return _rows(name, seed, fit_cpu=cpu, step=step, **skill(model, truth, step))
 
 
 def _rows(model, seed, curve, step, **scores):
