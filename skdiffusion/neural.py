@@ -36,7 +36,7 @@ from ._torch_utils import (
 from ._validation import check_array, validate_data
 from .diffusion import ConvDenoiser, build_denoiser
 from .engine import LR_SCHEDULES, train
-from .featurizers import check_feature_times
+from .featurizers import DiffusionFeaturizer, check_feature_times
 
 __all__ = [
     "ConvRegressor",
@@ -915,26 +915,67 @@ class _OnFeatures(nn.Module):
         return self.head((features - self.mean) / self.scale)
 
 
+class _OnTransformer(nn.Module):
+    """Any fitted transformer's features of each batch, standardised, into a head.
+
+    The transformer runs on the host (numpy) and its features go to the
+    batch's device; it has no weights to train.
+    """
+
+    def __init__(self, transformer, mean, scale, head):
+        super().__init__()
+        self.transformer = transformer
+        self.register_buffer("mean", mean)
+        self.register_buffer("scale", scale)
+        self.head = head
+
+    def forward(self, x):
+        features = _host_features(self.transformer, x.detach().cpu().numpy())
+        features = torch.from_numpy(features).to(x.device)
+        return self.head((features - self.mean) / self.scale)
+
+
+def _host_features(transformer, X):
+    """``transformer.transform(X)`` as a dense float32 array."""
+    features = transformer.transform(X)
+    if hasattr(features, "toarray"):  # a sparse matrix
+        features = features.toarray()
+    return np.asarray(features, dtype=np.float32)
+
+
+def _standardizer(features):
+    """StandardScaler's mean and scale (no degrees-of-freedom correction)."""
+    mean, scale = features.mean(dim=0), features.std(dim=0, correction=0)
+    return mean, torch.where(scale > 0, scale, torch.ones_like(scale))
+
+
 class ShallowHeadRegressor(_BaseTorchRegressor):
     __doc__ = f"""A dense network on a frozen featurizer's features, computed per batch.
 
     The model of ``make_pipeline(FrozenEstimator(featurizer),
     DenseRegressor(hidden_layer_sizes))`` (the paper's shallow heads on
     diffusion features), trained without ever holding the feature matrix:
-    each mini-batch of states goes through the frozen denoiser at
-    ``feature_times``, and only the head's weights are trained. Memory is
+    each mini-batch of states goes through the frozen featurizer (a
+    diffusion featurizer's denoiser at ``feature_times``, on the training
+    device; any other transformer on the host), and only the head's weights
+    are trained. Memory is
     that of the states, whatever the number of features (the pipeline holds
     ``n_samples x n_features`` values, 33-66 GB for 1.6e7 states and 512
     features); the price is the features' forward pass at every step.
 
     Parameters
     ----------
-    featurizer : DiffusionFeaturizer
-        A fitted dense featurizer (or one wrapped in
-        :class:`sklearn.frozen.FrozenEstimator`); an unfitted one is cloned
-        and fitted on ``X`` first. It is never changed.
+    featurizer : DiffusionFeaturizer or transformer
+        A fitted dense :class:`~skdiffusion.DiffusionFeaturizer`, whose
+        features its network computes on the training device, or any other
+        fitted transformer (e.g. :class:`~skdiffusion.RFFFeaturizer`,
+        :class:`~sklearn.preprocessing.PolynomialFeatures`), whose
+        ``transform`` runs on the host, batch by batch, on float32 inputs.
+        Either may be wrapped in :class:`sklearn.frozen.FrozenEstimator`; an
+        unfitted one is cloned and fitted on ``X`` first. It is never changed.
     feature_times : sequence of int or None, default=None
-        Pseudo-times of the features; None takes the featurizer's.
+        Pseudo-times of a diffusion featurizer's features; None takes the
+        featurizer's. Only for a :class:`~skdiffusion.DiffusionFeaturizer`.
     hidden_layer_sizes : tuple of int, default=(256,)
         Widths of the head's hidden ReLU layers.
     {_COMMON_PARAMETERS}
@@ -1010,6 +1051,8 @@ class ShallowHeadRegressor(_BaseTorchRegressor):
             check_is_fitted(featurizer)
         except NotFittedError:
             featurizer = clone(featurizer).fit(X)
+        if not isinstance(featurizer, DiffusionFeaturizer):
+            return self._start_on_transformer(featurizer, X, Y, rng)
         if featurizer.architecture != "dense":
             raise ValueError(
                 "ShallowHeadRegressor reads a dense featurizer's features; for a "
@@ -1029,11 +1072,29 @@ class ShallowHeadRegressor(_BaseTorchRegressor):
         if len(X) > _FEATURE_STATS_ROWS:
             rows = np.sort(rng.permutation(len(X))[:_FEATURE_STATS_ROWS])
         x = standardized_tensor(X[rows], featurizer.mean_, featurizer.scale_, "cpu")
-        features = denoiser.features(x, times.tolist())
-        # StandardScaler's statistics (no degrees-of-freedom correction)
-        mean, scale = features.mean(dim=0), features.std(dim=0, correction=0)
-        scale = torch.where(scale > 0, scale, torch.ones_like(scale))
+        mean, scale = _standardizer(denoiser.features(x, times.tolist()))
         self.featurizer_ = featurizer
         y_stats = mean_and_scale(Y, "y")
         module = _OnFeatures(denoiser, times, mean, scale, head)
         return (featurizer.mean_, featurizer.scale_, *y_stats), module
+
+    def _start_on_transformer(self, transformer, X, Y, rng):
+        """The module of a head on another transformer's (host) features."""
+        if self.feature_times is not None:
+            raise ValueError(
+                "feature_times applies to a DiffusionFeaturizer, not to a "
+                f"{type(transformer).__name__}; leave it None."
+            )
+        # the network standardises nothing: the transformer reads X as given
+        inputs = X.astype(np.float32)
+        n_features = _host_features(transformer, inputs[:1]).shape[1]
+        head = seeded_module(lambda: self._build_module(n_features, Y.shape[1]), rng)
+        rows = slice(None)
+        if len(X) > _FEATURE_STATS_ROWS:
+            rows = np.sort(rng.permutation(len(X))[:_FEATURE_STATS_ROWS])
+        features = torch.from_numpy(_host_features(transformer, inputs[rows]))
+        mean, scale = _standardizer(features)
+        self.featurizer_ = transformer
+        x_stats = (np.zeros(X.shape[1]), np.ones(X.shape[1]))
+        module = _OnTransformer(transformer, mean, scale, head)
+        return (*x_stats, *mean_and_scale(Y, "y")), module
