@@ -208,6 +208,117 @@ def test_main_prints_the_table(comparison, monkeypatch, capsys):
     assert "Wall time" in out
 
 
+def test_main_prints_the_paper_plan_before_the_run(comparison, monkeypatch, capsys):
+    from skdiffusion.experiments import _plan
+
+    table, _ = comparison
+    networks = dict.fromkeys(
+        ["dense(1x256)", "dense(2x256)", "dense(3x256)", "residual(3 blocks)"], 1e-6
+    )
+    monkeypatch.setattr(
+        _plan, "probe", lambda preset: _plan._Probe(1e-6, 1e-6, networks, *[1e-6] * 5)
+    )
+    printed = []
+
+    def fake(preset, **kwargs):
+        printed.append(capsys.readouterr().out)  # what came before the run
+        return table
+
+    monkeypatch.setattr(surrogate_module, "surrogate_comparison", fake)
+    cli.main(["--quiet", "--preset", "paper"])
+    assert "Surrogate comparison, paper preset" in printed[0]
+    assert "Every stage fits in 16 GB" in printed[0]
+    cli.main(["--quiet"])  # the quick preset starts at once
+    assert "Surrogate comparison" not in printed[1]
+    cli.main(["--quiet", "--preset", "paper", "--dry-run"])
+    assert len(printed) == 2  # planned, not run
+
+
+@pytest.mark.parametrize(
+    "experiment, title, stage",
+    [
+        ("surrogate", "Surrogate comparison", "ridge head: RFF(1536)+ridge"),
+        ("selection", "Model selection", "shallow head on diffusion(6 t) (streamed)"),
+        ("scaling", "Scaling studies", "dense(2x256)"),
+        ("generation", "Generation quality", "sampling: 100 steps of ddpm"),
+        ("assimilation", "Lorenz 63 data assimilation", "ETKF (12): 11 tuned"),
+    ],
+)
+def test_dry_run_plans_every_lorenz63_experiment(
+    experiment, title, stage, monkeypatch, capsys
+):
+    from skdiffusion.experiments import _plan, _plan_others
+
+    networks = dict.fromkeys(
+        ["dense(1x256)", "dense(2x256)", "dense(3x256)", "residual(3 blocks)"], 1e-6
+    )
+    monkeypatch.setattr(
+        _plan, "probe", lambda preset: _plan._Probe(1e-6, 1e-6, networks, *[1e-6] * 5)
+    )
+    monkeypatch.setattr(
+        _plan_others, "probe_cycles",
+        lambda preset: dict.fromkeys(
+            ["diffusion EnOI", "static diagonal EnOI", "static full EnOI",
+             "3D-Var", "ETKF (3)", "ETKF (12)"], 1e-3,
+        ),
+    )
+    cli.main(["--experiment", experiment, "--preset", "paper", "--dry-run"])
+    out = capsys.readouterr().out
+    assert f"{title}, paper preset: the stages" in out
+    assert stage in out
+    assert "Every stage fits in 16 GB." in out
+
+
+def test_dry_run_of_an_experiment_without_a_plan_is_refused(capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["--experiment", "spatial", "--dry-run"])
+    assert "--dry-run plans the surrogate, selection" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "experiment, function, shown",
+    [
+        ("selection", "model_selection", "mean_nrmse"),
+        ("scaling", "scaling_studies", "n_pairs"),
+        ("generation", "generation_quality", "hellinger"),
+        ("assimilation", "run_assimilation_experiment", "analysis_rmse"),
+    ],
+)
+def test_main_runs_the_other_experiments(experiment, function, shown, monkeypatch,
+                                         capsys):
+    import importlib
+
+    tables = {
+        "selection": pd.DataFrame({"features": ["RFF"], "head": ["ridge"],
+                                   "mean_nrmse": [0.1], "std_nrmse": [0.01],
+                                   "mean_fit_time": [1.0]}),
+        "scaling": pd.DataFrame({"study": ["n_pairs"] * 2, "value": [16, 16],
+                                 "model": ["a", "a"], "seed": [0, 1],
+                                 "nrmse": [0.1, 0.3]}),
+        "generation": pd.DataFrame({"model": ["a", "a"], "seed": [0, 1],
+                                    "hellinger": [0.1, 0.3]}),
+        "assimilation": pd.DataFrame({"stage": ["tuning", "test"],
+                                      "method": ["3D-Var", "3D-Var"],
+                                      "analysis_rmse": [0.5, 0.4]}),
+    }
+    calls = []
+
+    def fake(preset, **kwargs):
+        calls.append(kwargs)
+        return tables[experiment]
+
+    module = importlib.import_module(f"skdiffusion.experiments.{experiment}")
+    monkeypatch.setattr(module, function, fake)
+    cli.main(["--experiment", experiment, "--quiet"])
+    out = capsys.readouterr().out
+    assert shown in out and "quick preset" in out
+    if experiment in ("scaling", "generation"):
+        assert "0.2" in out  # the median of the two seeds
+    if experiment == "assimilation":
+        assert "tuning" not in out and "0.4" in out
+    assert calls[0]["verbose"] is False
+
+
 def test_generation_quality_tiny():
     preset = GenerationPreset(
         n_train_trajectories=2,
@@ -290,6 +401,26 @@ def test_model_selection_tiny():
     }
     assert set(table["head"]) == {"StreamingRidge", "DenseRegressor"}
     assert {f"split{i}_nrmse" for i in range(3)} <= set(table.columns)
+
+
+def test_model_selection_streamed_heads_score_the_same_models():
+    preset = SelectionPreset(
+        n_trajectories=3,
+        n_steps=400,
+        n_splits=3,
+        rff_components=64,
+        width=16,
+        head=TINY_NETWORK,
+        featurizer={"max_iter": 5, "n_hidden": 16, "batch_size": 128},
+    )
+    cached = model_selection(preset).set_index(["features", "head"])
+    streamed = model_selection(dataclasses.replace(preset, stream_heads=True))
+    assert set(streamed["head"]) == {"StreamingRidge", "ShallowHeadRegressor"}
+    streamed = streamed.replace({"head": {"ShallowHeadRegressor": "DenseRegressor"}})
+    streamed = streamed.set_index(["features", "head"]).loc[cached.index]
+    # the same six models (measured: within 1e-8; the streamed shallow
+    # heads' transformers read float32 states)
+    np.testing.assert_allclose(streamed["mean_nrmse"], cached["mean_nrmse"], rtol=1e-6)
 
 
 def test_assimilation_tiny():

@@ -177,3 +177,63 @@ def test_the_paper_plan_fits_16_gb_only_with_streamed_heads():
     # 1.6e7 rows x 512 features in float64, and a float32 copy
     np.testing.assert_allclose(shallow["memory_gb"] - 1.92, 98.3, rtol=0.01)
     assert "Over 16 GB: shallow head" in _plan.format_plan(materialised)
+
+
+def _unit_timing():
+    from skdiffusion.experiments import _plan
+
+    networks = dict.fromkeys(
+        ["dense(1x256)", "dense(2x256)", "dense(3x256)", "residual(3 blocks)"], 1e-6
+    )
+    return _plan._Probe(1e-6, 1e-6, networks, 1e-6, 1e-6, 1e-6, 1e-6, 1e-6)
+
+
+def test_the_selection_paper_plan_fits_16_gb_only_with_streamed_heads():
+    import dataclasses
+
+    from skdiffusion.experiments import _plan, _plan_others
+    from skdiffusion.experiments.selection import PRESETS
+
+    paper = PRESETS["paper"]
+    streamed = _plan_others.selection_plan(paper, _unit_timing())
+    cached = _plan_others.selection_plan(
+        dataclasses.replace(paper, stream_heads=False), _unit_timing()
+    )
+    assert streamed["memory_gb"].max() < 4
+    # a fold's 786,432 x 1536 features in float64, and its copy from the cache
+    ridge = cached.set_index("stage").loc["ridge head on RFF(1536) (cached)"]
+    assert ridge["rows"] == 786_432
+    np.testing.assert_allclose(ridge["memory_gb"] - streamed["memory_gb"][0], 19.33,
+                               rtol=0.01)
+    assert "Over 16 GB: ridge head on RFF(1536) (cached)" in _plan.format_plan(cached)
+    # the folds and the refit, for each of the six models
+    assert list(streamed["runs"]) == [1, 1, *[5] * 6]
+
+
+def test_plans_count_the_runs_of_each_paper_preset():
+    from skdiffusion.experiments import _plan_others, assimilation, generation, scaling
+
+    timing = _unit_timing()
+    plan = _plan_others.generation_plan(generation.PRESETS["paper"], timing)
+    # 10 seeds x 3 parameterisations x 2 schedules, 97,656 steps of 16,384 each
+    featurizers = plan.set_index("stage").loc["featurizer training (each model)"]
+    assert featurizers["runs"] == 60
+    np.testing.assert_allclose(featurizers["cpu_s"], 60 * 97_656 * 16_384 * 1e-6)
+    p = scaling.PRESETS["paper"]
+    plan = _plan_others.scaling_plan(p, timing, ("RFF(1536)+ridge",))
+    ridge = plan.set_index("stage").loc["RFF(1536)+ridge (streamed)"]
+    assert ridge["runs"] == 10 * (18 + 8 + 7)
+    p = assimilation.PRESETS["paper"]
+    cycles = dict.fromkeys(
+        ["diffusion EnOI", "static diagonal EnOI", "static full EnOI", "3D-Var",
+         "ETKF (3)", "ETKF (12)"], 1.0,
+    )
+    plan = _plan_others.assimilation_plan(p, timing, cycles).set_index("stage")
+    # 3D-Var: 10 inflations x 6,000 tuning cycles, then 55,000 test cycles
+    np.testing.assert_allclose(
+        plan.loc["3D-Var: 10 tuned, then tested", "cpu_s"], 10 * 6_000 + 55_000
+    )
+    assert np.isnan(plan.loc["3D-Var: 10 tuned, then tested", "gpu_s"])
+    diffusion = plan.loc["diffusion EnOI: 26 tuned, then tested"]
+    assert diffusion["cpu_s"] > 26 * 6_000  # tau > 130 takes more steps
+    assert plan["memory_gb"].max() < 16

@@ -1,10 +1,13 @@
 """``make demo``: the quick surrogate comparison, its table and the paper's claim.
 
-``python -m skdiffusion.experiments [--preset quick|paper] [--n-seeds N]
-[--n-jobs N] [--output-dir DIR] [--random-state N] [--quiet]``; ``--experiment spatial
-[--preset quick|gpu]`` runs the Lorenz 96 comparison instead, and
-``--experiment assimilation96 [--preset quick|long]`` the Lorenz 96 data
-assimilation.
+``python -m skdiffusion.experiments [--experiment NAME] [--preset quick|paper]
+[--n-seeds N] [--n-jobs N] [--output-dir DIR] [--random-state N] [--quiet]
+[--dry-run]``. ``--experiment`` is ``surrogate`` (the default), ``selection``,
+``scaling``, ``generation`` or ``assimilation`` (Lorenz 63; ``--dry-run``
+prints the stages' sizes, memory and time, and a paper preset prints them
+before it starts), ``spatial [--preset quick|gpu]`` (the Lorenz 96
+comparison) or ``assimilation96 [--preset quick|long]`` (Lorenz 96 data
+assimilation).
 """
 
 import argparse
@@ -14,7 +17,25 @@ import platform
 import time
 
 # Importing skdiffusion (before torch) sets passive OpenMP waiting.
-from skdiffusion.experiments import assimilation_lorenz96, spatial, surrogate
+from skdiffusion.experiments import (
+    assimilation,
+    assimilation_lorenz96,
+    generation,
+    scaling,
+    selection,
+    spatial,
+    surrogate,
+)
+
+MODULES = {
+    "surrogate": surrogate,
+    "spatial": spatial,
+    "assimilation96": assimilation_lorenz96,
+    "selection": selection,
+    "scaling": scaling,
+    "generation": generation,
+    "assimilation": assimilation,
+}
 
 
 def _machine():
@@ -30,8 +51,7 @@ def _machine():
 
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m skdiffusion.experiments")
-    parser.add_argument("--experiment", default="surrogate",
-                        choices=["surrogate", "spatial", "assimilation96"])
+    parser.add_argument("--experiment", default="surrogate", choices=list(MODULES))
     parser.add_argument("--preset", default="quick",
                         choices=["quick", "paper", "gpu", "long"])
     parser.add_argument("--n-seeds", type=int, help="default: 2 quick, 10 paper")
@@ -44,16 +64,17 @@ def main(argv=None):
     parser.add_argument("--dry-run", action="store_true",
                         help="print each stage's size, memory and time; run nothing")
     args = parser.parse_args(argv)
-    module = {"spatial": spatial, "assimilation96": assimilation_lorenz96}.get(
-        args.experiment, surrogate)
+    module = MODULES[args.experiment]
     if args.preset not in module.PRESETS:
         parser.error(f"--preset {args.preset} is not a preset of {args.experiment}")
     preset = module.PRESETS[args.preset]
     if args.n_seeds is not None and hasattr(preset, "n_seeds"):
         preset = dataclasses.replace(preset, n_seeds=args.n_seeds)
     print(f"Machine: {_machine()}", flush=True)
+    # a paper run takes GPU-hours: its plan comes first, as --dry-run prints it
+    if args.dry_run or args.preset == "paper":
+        _print_plan(args.experiment, preset, args.preset, parser)
     if args.dry_run:
-        _print_plan(module, preset, args.preset, parser)
         return
     start = time.perf_counter()
     run = {"output_dir": args.output_dir, "random_state": args.random_state}
@@ -68,27 +89,56 @@ def main(argv=None):
             preset, **run, n_jobs=n_jobs, verbose=not args.quiet
         )
         _print_spatial(table, preset, args.preset)
-    else:
+    elif module is surrogate:
         table = surrogate.surrogate_comparison(
             preset, **run, n_jobs=n_jobs, verbose=not args.quiet
         )
         _print_surrogates(table, args.preset)
+    else:
+        _print_other(args.experiment, preset, args.preset, run, n_jobs, not args.quiet)
     print(f"\nWall time {time.perf_counter() - start:.0f} s; {_machine()}")
 
 
-def _print_plan(module, preset, preset_name, parser):
-    from skdiffusion.experiments import _plan
+def _print_plan(experiment, preset, preset_name, parser):
+    from skdiffusion.experiments import _plan, _plan_others
 
-    if module is not surrogate:
-        parser.error("--dry-run plans the surrogate experiment only")
+    if experiment not in _plan_others.TITLES:
+        parser.error(
+            f"--dry-run plans the {', '.join(_plan_others.TITLES)} experiments"
+        )
     start = time.perf_counter()
-    plan = _plan.surrogate_plan(preset)
+    plan = _plan_others.experiment_plan(experiment, preset)
     print(
-        f"Surrogate comparison, {preset_name} preset: the stages, their data, "
-        "peak host memory (GB) and time (s, all seeds) on this CPU (probed) and "
-        "on one GPU (estimated)\n"
+        f"{_plan_others.TITLES[experiment]}, {preset_name} preset: the stages, "
+        "their data, peak host memory (GB) and time (s, all runs) on this CPU "
+        "(probed) and on one GPU (estimated)\n"
         f"{_plan.format_plan(plan)}\n(probe and plan: "
-        f"{time.perf_counter() - start:.0f} s)"
+        f"{time.perf_counter() - start:.0f} s)",
+        flush=True,
+    )
+
+
+def _print_other(experiment, preset, preset_name, run, n_jobs, verbose):
+    """Run one of the other experiments; print its table (medians over seeds)."""
+    from skdiffusion.experiments._plan_others import TITLES
+
+    if experiment == "selection":
+        table = selection.model_selection(preset, **run, n_jobs=n_jobs, verbose=verbose)
+        shown = table[["features", "head", "mean_nrmse", "std_nrmse", "mean_fit_time"]]
+    elif experiment == "scaling":
+        table = scaling.scaling_studies(preset, **run, verbose=verbose)
+        groups = table.groupby(["study", "value", "model"], sort=False)["nrmse"]
+        shown = groups.median().unstack("model")
+    elif experiment == "generation":
+        table = generation.generation_quality(preset, **run, verbose=verbose)
+        shown = table.groupby("model", sort=False).median(numeric_only=True)
+    else:
+        table = assimilation.run_assimilation_experiment(preset, **run, verbose=verbose)
+        shown = table[table["stage"] == "test"].drop(columns="stage")
+    over_seeds = "; medians over seeds" if hasattr(preset, "n_seeds") else ""
+    print(
+        f"\n{TITLES[experiment]} ({preset_name} preset{over_seeds})\n"
+        f"{shown.to_string(float_format=lambda value: f'{value:.3g}')}"
     )
 
 

@@ -56,6 +56,7 @@ def probe(preset, rows=1024):
     from ..featurizers import DiffusionFeaturizer, RFFFeaturizer
     from ..neural import DenseRegressor, ResidualRegressor
 
+    width = getattr(preset, "width", 256)  # the paper's networks
     rng = np.random.default_rng(0)
     X = rng.normal(size=(rows, 3))
     y = rng.normal(size=(rows, 3))
@@ -79,12 +80,12 @@ def probe(preset, rows=1024):
         "n_iter_no_change": None,
     }
     networks = {
-        f"dense({n}x{preset.width})": DenseRegressor((preset.width,) * n, **train)
+        f"dense({n}x{width})": DenseRegressor((width,) * n, **train)
         for n in (1, 2, 3)
     }
-    networks["residual(3 blocks)"] = ResidualRegressor(preset.width, **train)
+    networks["residual(3 blocks)"] = ResidualRegressor(width, **train)
     network_step = {name: fit_time(net, X, y) for name, net in networks.items()}
-    head = DenseRegressor((preset.width,), **train)
+    head = DenseRegressor((width,), **train)
     head_step = fit_time(head, rng.normal(size=(rows, 2 * 256)), y)
     rff = RFFFeaturizer(1536, random_state=0).fit(X)
     poly = PolynomialFeatures(4, include_bias=False).fit(X)
@@ -267,12 +268,14 @@ def format_plan(plan, limit_gb=16.0):
     )[["stage", "runs", "data", "memory", "cpu", "gpu"]]
     shown.columns = ["stage", "runs", "rows x columns", "peak GB", "CPU s", "GPU s"]
     over = plan[plan["memory_gb"] > limit_gb]
+    cpu_only = plan.loc[plan["gpu_s"].isna(), "cpu_s"].sum()
     lines = [
         shown.to_string(index=False),
         f"\nTotal: {plan['cpu_s'].sum():,.0f} s on this CPU "
         f"({plan['cpu_s'].sum() / 86_400:.1f} days), "
         f"{np.nansum(plan['gpu_s']):,.0f} s on one GPU at "
-        f"{GPU_FLOPS / 1e12:g} TFLOP/s (a lower bound); peak host memory "
+        f"{GPU_FLOPS / 1e12:g} TFLOP/s (a lower bound) and {cpu_only:,.0f} s of "
+        f"stages without a network; peak host memory "
         f"{plan['memory_gb'].max():.1f} GB.",
     ]
     if len(over):

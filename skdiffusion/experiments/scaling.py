@@ -13,6 +13,10 @@ from .surrogate import MODELS, fit_featurizers
 
 STUDIES = ("n_pairs", "target_noise", "lead_time")
 LEAD_STEPS = 10  # the default target: 10 steps of 0.01, 0.1 MTU
+DEFAULT_MODELS = (
+    "transfer(6 t)+ridge", "transfer(6 t)+ridgeCV", "dense(2x256)",
+    "RFF(1536)+ridge", "RFF(1536)+ridgeCV",
+)
 
 
 @dataclass(frozen=True)
@@ -114,10 +118,7 @@ def scaling_studies(
     preset="quick",
     *,
     studies=STUDIES,
-    models=(
-        "transfer(6 t)+ridge", "transfer(6 t)+ridgeCV", "dense(2x256)",
-        "RFF(1536)+ridge", "RFF(1536)+ridgeCV",
-    ),
+    models=DEFAULT_MODELS,
     output_dir=None,
     random_state=0,
     verbose=False,
