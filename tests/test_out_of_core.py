@@ -174,8 +174,9 @@ def test_the_paper_plan_fits_16_gb_only_with_streamed_heads():
         dataclasses.replace(paper, stream_heads=False), timing
     )
     shallow = materialised[materialised["stage"].str.startswith("shallow")]
-    # 1.6e7 rows x 512 features in float64, and a float32 copy
-    np.testing.assert_allclose(shallow["memory_gb"] - 1.92, 98.3, rtol=0.01)
+    # 1.6e7 rows x 512 features in float64, and a float32 copy, beside the
+    # data (1.92 GB) and the fit's next states and increments (0.77 GB)
+    np.testing.assert_allclose(shallow["memory_gb"] - 1.92 - 0.77, 98.3, rtol=0.001)
     assert "Over 16 GB: shallow head" in _plan.format_plan(materialised)
 
 

@@ -8,9 +8,12 @@ map and ridge update timed on small batches, scaled by rows and steps) and
 on one GPU (floating-point operations divided by an assumed sustained
 throughput: a lower bound; ``benchmarks/gpu_check.py`` measures a real one).
 Memory counts the arrays the stage allocates (float64 where the code keeps
-float64), not the interpreter and torch (about 0.5 GB).
+float64) and, in :func:`~skdiffusion.experiments._plan_others.experiment_plan`,
+the process itself (Python, torch, the probe: measured after the probe).
 """
 
+import os
+import sys
 import time
 from dataclasses import dataclass
 
@@ -39,6 +42,19 @@ class _Probe:
     poly: float  # one row of degree-4 polynomial features
     diffusion: float  # one row of the six-time diffusion features
     accumulate: float  # one row of 1536 features into X^T X
+    process_gb: float = 0.0  # resident memory of this process after the probe
+
+
+def _resident_gb():
+    """This process's resident memory (Linux), or its peak elsewhere."""
+    try:
+        with open("/proc/self/statm") as statm:
+            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 1e9
+    except OSError:
+        import resource
+
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        return peak * (1 if sys.platform == "darwin" else 1024) / 1e9
 
 
 def _seconds(call, repeat=2):
@@ -99,6 +115,7 @@ def probe(preset, rows=1024):
         poly=_seconds(lambda: poly.transform(X)) / rows,
         diffusion=_seconds(lambda: featurizer.transform(X)) / rows,
         accumulate=_seconds(lambda: features.T @ features) / rows,
+        process_gb=_resident_gb(),
     )
 
 
@@ -179,6 +196,10 @@ def surrogate_plan(preset, timing=None):
     steps_total = p.n_train_steps + p.n_test_steps + 2 * burn_in
     # trajectories, X, y, normalised states of train, and X + y for the fits
     data_gb = 5 * n_train * 3 * _F64 / 1e9
+    # every fit builds the next states (X + y) and the forecaster the increment
+    fit_gb = 2 * n_train * 3 * _F64 / 1e9
+    # the climate floor integrates n_climate trajectories (states, X, y)
+    climate_gb = 3 * p.n_climate * p.climate_leads * lead * 3 * _F64 / 1e9
     featurizer_steps = p.featurizer.get("max_iter", 0)
     batch = p.featurizer.get("batch_size", 16_384)
     net_steps, net_batch = p.network["max_iter"], p.network["batch_size"]
@@ -189,7 +210,7 @@ def surrogate_plan(preset, timing=None):
             "runs": 1,
             "rows": n_train + n_test,
             "columns": 3,
-            "memory_gb": data_gb,
+            "memory_gb": data_gb + climate_gb,
             "cpu_s": steps_total * timing.integrate,
             "gpu_s": np.nan,
         },
@@ -250,9 +271,9 @@ def surrogate_plan(preset, timing=None):
     for kind in ("transfer", "untrained"):
         stages.append(_shallow_stage(p, kind, n_train, timing))
     plan = pd.DataFrame(stages)
-    plan["memory_gb"] = plan["memory_gb"] + np.where(
-        plan["stage"].str.startswith("data"), 0.0, data_gb
-    )
+    fits = ~plan["stage"].str.startswith(("data", "featurizer"))
+    plan["memory_gb"] += np.where(plan["stage"].str.startswith("data"), 0.0, data_gb)
+    plan["memory_gb"] += np.where(fits, fit_gb, 0.0)
     return plan
 
 

@@ -274,7 +274,8 @@ def probe_cycles(preset, n_cycles=4):
 def experiment_plan(experiment, preset):
     """The plan of an experiment's preset: a probe of seconds, then the stages.
 
-    ``experiment`` is one of :data:`TITLES`.
+    ``experiment`` is one of :data:`TITLES`. Memory includes this process's
+    own after the probe (Python, torch and the probe's allocations).
     """
     from ._plan import probe, surrogate_plan
     from .scaling import DEFAULT_MODELS
@@ -286,7 +287,10 @@ def experiment_plan(experiment, preset):
         "generation": generation_plan,
         "assimilation": assimilation_plan,
     }
-    return plans[experiment](preset, probe(preset))
+    timing = probe(preset)
+    plan = plans[experiment](preset, timing)
+    plan["memory_gb"] += timing.process_gb
+    return plan
 
 
 # the experiments with a plan, as the command line names them
