@@ -36,6 +36,7 @@ from skdiffusion import (
     DiffusionFeaturizer,
     FineTunedRegressor,
     ResidualRegressor,
+    RFFFeaturizer,
     ShallowHeadRegressor,
 )
 from skdiffusion.diffusion import build_denoiser, get_schedule
@@ -113,6 +114,12 @@ def estimators(device, s):
         (
             "ShallowHeadRegressor",
             ShallowHeadRegressor(dense, feature_times=(0, 400), **head),
+            (X3, y3),
+            "predict",
+        ),
+        (
+            "ShallowHeadRegressor (RFF, host features)",
+            ShallowHeadRegressor(RFFFeaturizer(1536, random_state=0), **head),
             (X3, y3),
             "predict",
         ),

@@ -65,3 +65,24 @@ def interrupt_adam_after(monkeypatch):
         monkeypatch.setattr(torch.optim.Adam, "step", interrupted_step)
 
     return interrupt
+
+
+@pytest.fixture
+def unit_probe(monkeypatch):
+    """The plans' probes replaced: a microsecond for every row, step and cycle.
+
+    Returns the timing, for plans called directly.
+    """
+    from skdiffusion.experiments import _plan, _plan_others
+
+    networks = dict.fromkeys(
+        ["dense(1x256)", "dense(2x256)", "dense(3x256)", "residual(3 blocks)"], 1e-6
+    )
+    timing = _plan._Probe(1e-6, 1e-6, networks, *[1e-6] * 5)
+    monkeypatch.setattr(_plan, "probe", lambda preset: timing)
+    methods = ["diffusion EnOI", "static diagonal EnOI", "static full EnOI",
+               "3D-Var", "ETKF (3)", "ETKF (12)"]
+    monkeypatch.setattr(
+        _plan_others, "probe_cycles", lambda preset: dict.fromkeys(methods, 1e-6)
+    )
+    return timing

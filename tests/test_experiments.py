@@ -208,16 +208,10 @@ def test_main_prints_the_table(comparison, monkeypatch, capsys):
     assert "Wall time" in out
 
 
-def test_main_prints_the_paper_plan_before_the_run(comparison, monkeypatch, capsys):
-    from skdiffusion.experiments import _plan
-
+def test_main_prints_the_paper_plan_before_the_run(
+    comparison, unit_probe, monkeypatch, capsys
+):
     table, _ = comparison
-    networks = dict.fromkeys(
-        ["dense(1x256)", "dense(2x256)", "dense(3x256)", "residual(3 blocks)"], 1e-6
-    )
-    monkeypatch.setattr(
-        _plan, "probe", lambda preset: _plan._Probe(1e-6, 1e-6, networks, *[1e-6] * 5)
-    )
     printed = []
 
     def fake(preset, **kwargs):
@@ -245,23 +239,8 @@ def test_main_prints_the_paper_plan_before_the_run(comparison, monkeypatch, caps
     ],
 )
 def test_dry_run_plans_every_lorenz63_experiment(
-    experiment, title, stage, monkeypatch, capsys
+    experiment, title, stage, unit_probe, capsys
 ):
-    from skdiffusion.experiments import _plan, _plan_others
-
-    networks = dict.fromkeys(
-        ["dense(1x256)", "dense(2x256)", "dense(3x256)", "residual(3 blocks)"], 1e-6
-    )
-    monkeypatch.setattr(
-        _plan, "probe", lambda preset: _plan._Probe(1e-6, 1e-6, networks, *[1e-6] * 5)
-    )
-    monkeypatch.setattr(
-        _plan_others, "probe_cycles",
-        lambda preset: dict.fromkeys(
-            ["diffusion EnOI", "static diagonal EnOI", "static full EnOI",
-             "3D-Var", "ETKF (3)", "ETKF (12)"], 1e-3,
-        ),
-    )
     cli.main(["--experiment", experiment, "--preset", "paper", "--dry-run"])
     out = capsys.readouterr().out
     assert f"{title}, paper preset: the stages" in out
@@ -379,16 +358,19 @@ def test_scaling_studies_tiny(tmp_path):
     assert (tmp_path / "scaling.csv").exists()
 
 
+TINY_SELECTION = SelectionPreset(
+    n_trajectories=3,
+    n_steps=400,
+    n_splits=3,
+    rff_components=64,
+    width=16,
+    head=TINY_NETWORK,
+    featurizer={"max_iter": 5, "n_hidden": 16, "batch_size": 128},
+)
+
+
 def test_model_selection_tiny():
-    preset = SelectionPreset(
-        n_trajectories=3,
-        n_steps=400,
-        n_splits=3,
-        rff_components=64,
-        width=16,
-        head=TINY_NETWORK,
-        featurizer={"max_iter": 5, "n_hidden": 16, "batch_size": 128},
-    )
+    preset = TINY_SELECTION
     table = model_selection(preset)
     assert len(table) == 6  # 3 features x 2 heads
     assert list(table["rank"]) == sorted(table["rank"])
@@ -404,15 +386,7 @@ def test_model_selection_tiny():
 
 
 def test_model_selection_streamed_heads_score_the_same_models():
-    preset = SelectionPreset(
-        n_trajectories=3,
-        n_steps=400,
-        n_splits=3,
-        rff_components=64,
-        width=16,
-        head=TINY_NETWORK,
-        featurizer={"max_iter": 5, "n_hidden": 16, "batch_size": 128},
-    )
+    preset = TINY_SELECTION
     cached = model_selection(preset).set_index(["features", "head"])
     streamed = model_selection(dataclasses.replace(preset, stream_heads=True))
     assert set(streamed["head"]) == {"StreamingRidge", "ShallowHeadRegressor"}

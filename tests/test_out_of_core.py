@@ -153,19 +153,13 @@ def test_spooled_memmap_is_read_only_and_leaves_no_file(tmp_path):
     assert spooled(X) is X
 
 
-def test_the_paper_plan_fits_16_gb_only_with_streamed_heads():
+def test_the_paper_plan_fits_16_gb_only_with_streamed_heads(unit_probe):
     import dataclasses
 
     from skdiffusion.experiments import _plan
     from skdiffusion.experiments.surrogate import PRESETS
 
-    networks = {
-        "dense(1x256)": 1.0,
-        "dense(2x256)": 1.0,
-        "dense(3x256)": 1.0,
-        "residual(3 blocks)": 1.0,
-    }
-    timing = _plan._Probe(1.0, 1.0, networks, 1.0, 1.0, 1.0, 1.0, 1.0)
+    timing = unit_probe
     paper = PRESETS["paper"]
     plan = _plan.surrogate_plan(paper, timing)
     assert plan["memory_gb"].max() < 16
@@ -180,25 +174,16 @@ def test_the_paper_plan_fits_16_gb_only_with_streamed_heads():
     assert "Over 16 GB: shallow head" in _plan.format_plan(materialised)
 
 
-def _unit_timing():
-    from skdiffusion.experiments import _plan
-
-    networks = dict.fromkeys(
-        ["dense(1x256)", "dense(2x256)", "dense(3x256)", "residual(3 blocks)"], 1e-6
-    )
-    return _plan._Probe(1e-6, 1e-6, networks, 1e-6, 1e-6, 1e-6, 1e-6, 1e-6)
-
-
-def test_the_selection_paper_plan_fits_16_gb_only_with_streamed_heads():
+def test_the_selection_paper_plan_fits_16_gb_only_with_streamed_heads(unit_probe):
     import dataclasses
 
     from skdiffusion.experiments import _plan, _plan_others
     from skdiffusion.experiments.selection import PRESETS
 
     paper = PRESETS["paper"]
-    streamed = _plan_others.selection_plan(paper, _unit_timing())
+    streamed = _plan_others.selection_plan(paper, unit_probe)
     cached = _plan_others.selection_plan(
-        dataclasses.replace(paper, stream_heads=False), _unit_timing()
+        dataclasses.replace(paper, stream_heads=False), unit_probe
     )
     assert streamed["memory_gb"].max() < 4
     # a fold's 786,432 x 1536 features in float64, and its copy from the cache
@@ -211,10 +196,10 @@ def test_the_selection_paper_plan_fits_16_gb_only_with_streamed_heads():
     assert list(streamed["runs"]) == [1, 1, *[5] * 6]
 
 
-def test_plans_count_the_runs_of_each_paper_preset():
+def test_plans_count_the_runs_of_each_paper_preset(unit_probe):
     from skdiffusion.experiments import _plan_others, assimilation, generation, scaling
 
-    timing = _unit_timing()
+    timing = unit_probe
     plan = _plan_others.generation_plan(generation.PRESETS["paper"], timing)
     # 10 seeds x 3 parameterisations x 2 schedules, 97,656 steps of 16,384 each
     featurizers = plan.set_index("stage").loc["featurizer training (each model)"]
