@@ -358,6 +358,19 @@ def test_scaling_studies_tiny(tmp_path):
     assert (tmp_path / "scaling.csv").exists()
 
 
+@pytest.mark.parametrize("stream_heads", [False, True])
+def test_scaling_studies_fit_shallow_heads(stream_heads):
+    preset = ScalingPreset(
+        n_train_trajectories=2, n_train_steps=600, n_test_trajectories=1,
+        n_test_steps=600, n_test_pairs=200, n_pairs=(64,), max_iter=5, width=16,
+        featurizer=TINY_FEATURIZER, stream_heads=stream_heads,
+    )
+    models = ("transfer(t=0,400)+shallow",)
+    table = scaling_studies(preset, studies=("n_pairs",), models=models)
+    assert list(table["model"]) == ["persistence", *models]
+    assert np.isfinite(table["nrmse"]).all()
+
+
 TINY_SELECTION = SelectionPreset(
     n_trajectories=3,
     n_steps=400,

@@ -206,9 +206,12 @@ def test_plans_count_the_runs_of_each_paper_preset(unit_probe):
     assert featurizers["runs"] == 60
     np.testing.assert_allclose(featurizers["cpu_s"], 60 * 97_656 * 16_384 * 1e-6)
     p = scaling.PRESETS["paper"]
-    plan = _plan_others.scaling_plan(p, timing, ("RFF(1536)+ridge",))
-    ridge = plan.set_index("stage").loc["RFF(1536)+ridge (streamed)"]
-    assert ridge["runs"] == 10 * (18 + 8 + 7)
+    models = ("RFF(1536)+ridge", "transfer(t=0,400)+shallow")
+    plan = _plan_others.scaling_plan(p, timing, models).set_index("stage")
+    assert plan.loc["RFF(1536)+ridge (streamed)", "runs"] == 10 * (18 + 8 + 7)
+    # batches of 16,384 states: a few MB of features, not 2^20 x 512
+    shallow = plan.loc["transfer(t=0,400)+shallow (streamed)"]
+    assert shallow["memory_gb"] - plan["memory_gb"].iloc[0] < 0.2
     p = assimilation.PRESETS["paper"]
     cycles = dict.fromkeys(
         ["diffusion EnOI", "static diagonal EnOI", "static full EnOI", "3D-Var",

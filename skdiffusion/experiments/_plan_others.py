@@ -149,18 +149,37 @@ def _scaling_model(p, name, sizes, n_tests, held, timing):
                          * (n_features / 1536) ** 2),
             p.n_seeds * read * (flops + 2 * n_features**2) / GPU_FLOPS,
         )
-    # a network from scratch: max_iter steps, at most max_epochs passes
-    batch = p.network["batch_size"]
+    # a network: max_iter steps, at most max_epochs passes
+    shallow = name.endswith("+shallow")
+    batch = (p.head if shallow else p.network)["batch_size"]
     trained = sum(
         min(p.max_iter, p.max_epochs * ceil(n / min(batch, n))) * min(batch, n)
         for n in sizes
     )
+    if shallow:
+        return _scaling_shallow(p, name, runs, sizes, trained, held, timing)
     weights = _network_weights(name, p.width)
     return _stage(
         name, runs, max(sizes), 3, held + 4 * max(sizes) * 3 * _F32,
         p.n_seeds * trained * timing.network_step.get(
             name, timing.network_step["dense(2x256)"]),
         p.n_seeds * trained * 6 * weights / GPU_FLOPS,
+    )
+
+
+def _scaling_shallow(p, name, runs, sizes, trained, held, timing):
+    """A shallow head on the features at t = 0 and 400 (512 columns)."""
+    per_row = timing.diffusion / 3  # two of the six times
+    if p.stream_heads:  # every training row's features computed again
+        feature_rows, memory = trained, 3 * p.head["batch_size"] * 512 * _F32
+    else:  # the features of each training set, float64 and a float32 copy
+        feature_rows, memory = sum(sizes), max(sizes) * 512 * (_F64 + _F32)
+    how = "streamed" if p.stream_heads else "features materialised"
+    return _stage(
+        f"{name} ({how})", runs, max(sizes), 512, held + memory,
+        p.n_seeds * (trained * timing.head_step + feature_rows * per_row),
+        p.n_seeds * (trained * 6 * (512 + 3) * p.width
+                     + feature_rows * _transform_flops(n_times=2)) / GPU_FLOPS,
     )
 
 

@@ -24,7 +24,8 @@ class ScalingPreset:
     """Sizes and recipes of :func:`scaling_studies`; the defaults are "quick".
 
     Networks train ``max_iter`` steps, at most ``max_epochs`` passes over
-    the pairs; the rest is as in :class:`SurrogatePreset`.
+    the pairs; the rest (``stream_heads`` included) is as in
+    :class:`SurrogatePreset`.
     """
 
     n_seeds: int = 1
@@ -47,6 +48,8 @@ class ScalingPreset:
     )
     head: dict = common.params(learning_rate=3e-4, batch_size=256)
     featurizer: dict = common.params(max_iter=200, batch_size=1024)
+    # shallow heads ("+shallow" models) compute their features batch by batch
+    stream_heads: bool = False
 
 
 PRESETS = {
@@ -69,6 +72,7 @@ PRESETS = {
         network={"learning_rate": 5e-5, "batch_size": 16_384},
         head={"learning_rate": 5e-5, "batch_size": 16_384},
         featurizer=common.PAPER_FEATURIZER,
+        stream_heads=True,
     ),
 }
 
