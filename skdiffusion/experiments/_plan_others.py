@@ -85,31 +85,46 @@ def selection_plan(preset, timing):
         _stage("data: Lorenz 63 (RK4)", 1, rows, 3, held, seconds, np.nan),
         _featurizer_stage(p, 1, rows, held, timing),
     ]
-    steps, batch = p.head["max_iter"], p.head["batch_size"]
+    shapes = (fits, fold, held_out, held)
     for kind in ("RFF(1536)", "poly(4)", "diffusion(6 t)"):
-        per_row, flops, n_features = _feature_costs(kind, timing)
-        accumulate = timing.accumulate * (n_features / 1536) ** 2
-        if p.stream_heads:  # a few chunks' features, never the fold's
-            memory = 3 * p.chunk_size * n_features * _F64 + 3 * n_features**2 * _F64
-        else:  # the fold's features and their copy on disk reloaded
-            memory = 2 * fold * n_features * _F64
-        stages.append(_stage(
-            f"ridge head on {kind} ({how})", fits, fold, n_features, held + memory,
-            fits * ((fold + held_out) * per_row + fold * accumulate),
-            fits * (fold + held_out) * (flops + 2 * n_features**2) / GPU_FLOPS,
-        ))
-        head_row = timing.head_step * (n_features + 3) / (512 + 3)
-        # streamed: every step computes its batch's features again
-        feature_rows = steps * batch + _STATS_ROWS + held_out if p.stream_heads else 0
-        memory = (3 * batch * n_features * _F32 if p.stream_heads
-                  else fold * n_features * (_F64 + _F32))
-        stages.append(_stage(
-            f"shallow head on {kind} ({how})", fits, fold, n_features, held + memory,
-            fits * (steps * batch * head_row + feature_rows * per_row),
-            fits * (steps * batch * 6 * (n_features + 3) * p.width
-                    + feature_rows * flops) / GPU_FLOPS,
-        ))
+        stages.append(_selection_ridge(p, kind, shapes, how, timing))
+        stages.append(_selection_shallow(p, kind, shapes, how, timing))
     return pd.DataFrame(stages)
+
+
+def _selection_ridge(p, kind, shapes, how, timing):
+    """A ridge head on a feature map over the folds (and the refit)."""
+    fits, fold, held_out, held = shapes
+    per_row, flops, n_features = _feature_costs(kind, timing)
+    accumulate = timing.accumulate * (n_features / 1536) ** 2
+    if p.stream_heads:  # a few chunks' features, never the fold's
+        memory = 3 * p.chunk_size * n_features * _F64 + 3 * n_features**2 * _F64
+    else:  # the fold's features and their copy on disk reloaded
+        memory = 2 * fold * n_features * _F64
+    return _stage(
+        f"ridge head on {kind} ({how})", fits, fold, n_features, held + memory,
+        fits * ((fold + held_out) * per_row + fold * accumulate),
+        fits * (fold + held_out) * (flops + 2 * n_features**2) / GPU_FLOPS,
+    )
+
+
+def _selection_shallow(p, kind, shapes, how, timing):
+    """A one-hidden-layer head on a feature map over the folds (and the refit)."""
+    fits, fold, held_out, held = shapes
+    per_row, flops, n_features = _feature_costs(kind, timing)
+    steps, batch = p.head["max_iter"], p.head["batch_size"]
+    head_row = timing.head_step * (n_features + 3) / (512 + 3)
+    if p.stream_heads:  # every step computes its batch's features again
+        feature_rows = steps * batch + _STATS_ROWS + held_out
+        memory = 3 * batch * n_features * _F32
+    else:  # the cached features and the network's float32 copy
+        feature_rows, memory = 0, fold * n_features * (_F64 + _F32)
+    return _stage(
+        f"shallow head on {kind} ({how})", fits, fold, n_features, held + memory,
+        fits * (steps * batch * head_row + feature_rows * per_row),
+        fits * (steps * batch * 6 * (n_features + 3) * p.width
+                + feature_rows * flops) / GPU_FLOPS,
+    )
 
 
 def scaling_plan(preset, timing, models):
