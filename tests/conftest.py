@@ -69,7 +69,8 @@ def interrupt_adam_after(monkeypatch):
 
 @pytest.fixture
 def unit_probe(monkeypatch):
-    """The plans' probes replaced: a microsecond for every row, step and cycle.
+    """The plans' probes replaced: a microsecond for every row, step and cycle,
+    and a process of 0.5 GB.
 
     Returns the timing, for plans called directly.
     """
@@ -78,7 +79,7 @@ def unit_probe(monkeypatch):
     networks = dict.fromkeys(
         ["dense(1x256)", "dense(2x256)", "dense(3x256)", "residual(3 blocks)"], 1e-6
     )
-    timing = _plan._Probe(1e-6, 1e-6, networks, *[1e-6] * 5)
+    timing = _plan._Probe(1e-6, 1e-6, networks, *[1e-6] * 5, process_gb=0.5)
     monkeypatch.setattr(_plan, "probe", lambda preset: timing)
     methods = ["diffusion EnOI", "static diagonal EnOI", "static full EnOI",
                "3D-Var", "ETKF (3)", "ETKF (12)"]

@@ -226,3 +226,17 @@ def test_plans_count_the_runs_of_each_paper_preset(unit_probe):
     diffusion = plan.loc["diffusion EnOI: 26 tuned, then tested"]
     assert diffusion["cpu_s"] > 26 * 6_000  # tau > 130 takes more steps
     assert plan["memory_gb"].max() < 16
+
+
+def test_experiment_plan_names_presets_and_refuses_other_experiments(unit_probe):
+    from skdiffusion.experiments import experiment_plan
+
+    plan = experiment_plan("generation")  # the paper preset
+    assert plan["runs"].max() == 60
+    # the process after the probe (0.5 GB), counted in every stage
+    quick = experiment_plan("generation", "quick")
+    assert quick["memory_gb"].between(0.5, 0.6).all()
+    with pytest.raises(ValueError, match="Unknown experiment.*spatial"):
+        experiment_plan("spatial")
+    with pytest.raises(ValueError, match="Unknown preset.*huge"):
+        experiment_plan("selection", "huge")

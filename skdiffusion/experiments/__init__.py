@@ -25,6 +25,7 @@ _EXPORTS = {
     "scaling": ["ScalingPreset", "scaling_studies"],
     "selection": ["SelectionPreset", "model_selection", "make_search"],
     "assimilation": ["AssimilationPreset", "run_assimilation_experiment"],
+    "_plan_others": ["experiment_plan"],
     "assimilation_lorenz96": [
         "Lorenz96AssimilationPreset",
         "lorenz96_anchors",

@@ -305,15 +305,49 @@ def probe_cycles(preset, n_cycles=4):
     return seconds
 
 
-def experiment_plan(experiment, preset):
-    """The plan of an experiment's preset: a probe of seconds, then the stages.
+def experiment_plan(experiment, preset="paper"):
+    """What an experiment's preset will cost, before it runs.
 
-    ``experiment`` is one of :data:`TITLES`. Memory includes this process's
-    own after the probe (Python, torch and the probe's allocations).
+    A probe of a few seconds times every network and feature map on this
+    CPU (and, for the data assimilation, four cycles of each method); the
+    plan scales it by the preset's rows and steps. ``python -m
+    skdiffusion.experiments --dry-run`` prints it.
+
+    Parameters
+    ----------
+    experiment : {"surrogate", "selection", "scaling", "generation", \
+            "assimilation"}
+        The Lorenz 63 experiment (:func:`surrogate_comparison`,
+        :func:`model_selection`, :func:`scaling_studies` with its default
+        models, :func:`generation_quality`, :func:`run_assimilation_experiment`).
+    preset : str or preset object, default="paper"
+        A name from the experiment's ``PRESETS``, or a preset.
+
+    Returns
+    -------
+    plan : pandas.DataFrame
+        One row per stage: ``stage``, ``runs``, ``rows`` and ``columns`` of
+        its data, ``memory_gb`` (peak resident memory of the process: this
+        process after the probe plus the stage's arrays), ``cpu_s`` (all
+        runs, this CPU) and ``gpu_s`` (one GPU at 19.5 TFLOP/s, a lower
+        bound; NaN for stages without a network).
+
+    Examples
+    --------
+    >>> from skdiffusion.experiments import experiment_plan
+    >>> plan = experiment_plan("selection", "paper")  # doctest: +SKIP
+    >>> bool(plan["memory_gb"].max() < 16)  # doctest: +SKIP
+    True
     """
+    import importlib
+
+    from . import _common as common
     from ._plan import probe, surrogate_plan
     from .scaling import DEFAULT_MODELS
 
+    common.check_names("experiment", [experiment], TITLES)
+    module = importlib.import_module(f".{experiment}", __package__)
+    preset = common.preset_of(preset, module.PRESETS)
     plans = {
         "surrogate": surrogate_plan,
         "selection": selection_plan,
