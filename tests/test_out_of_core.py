@@ -240,3 +240,11 @@ def test_experiment_plan_names_presets_and_refuses_other_experiments(unit_probe)
         experiment_plan("spatial")
     with pytest.raises(ValueError, match="Unknown preset.*huge"):
         experiment_plan("selection", "huge")
+
+
+def test_plan_totals_are_in_a_readable_unit():
+    from skdiffusion.experiments._plan import _duration
+
+    assert [_duration(s) for s in (30, 203, 7_200, 4_443_400)] == [
+        "30 s", "3.4 minutes", "2.0 hours", "51.4 days",
+    ]

@@ -277,6 +277,14 @@ def surrogate_plan(preset, timing=None):
     return plan
 
 
+def _duration(seconds):
+    """Seconds in the largest unit that makes them readable."""
+    for unit, size in (("days", 86_400), ("hours", 3_600), ("minutes", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.1f} {unit}"
+    return f"{seconds:.0f} s"
+
+
 def format_plan(plan, limit_gb=16.0):
     """The plan as text, with totals and the stages over `limit_gb`."""
     shown = plan.assign(
@@ -293,7 +301,7 @@ def format_plan(plan, limit_gb=16.0):
     lines = [
         shown.to_string(index=False),
         f"\nTotal: {plan['cpu_s'].sum():,.0f} s on this CPU "
-        f"({plan['cpu_s'].sum() / 86_400:.1f} days), "
+        f"({_duration(plan['cpu_s'].sum())}), "
         f"{np.nansum(plan['gpu_s']):,.0f} s on one GPU at "
         f"{GPU_FLOPS / 1e12:g} TFLOP/s (a lower bound) and {cpu_only:,.0f} s of "
         f"stages without a network; peak host memory "
