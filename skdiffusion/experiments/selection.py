@@ -29,7 +29,8 @@ class SelectionPreset:
     :class:`~skdiffusion.DiffusionFeaturizer`. ``stream_heads``: the heads
     compute their features chunk by chunk (ridge) or batch by batch
     (:class:`~skdiffusion.ShallowHeadRegressor`) instead of reading a cached
-    feature matrix (see :func:`make_search`).
+    feature matrix (see :func:`make_search`); ``chunk_size``: rows per chunk
+    of the ridge heads.
     """
 
     n_trajectories: int = 4
