@@ -118,7 +118,7 @@ def estimators(device, s):
             "predict",
         ),
         (
-            "ShallowHeadRegressor (RFF, host features)",
+            "ShallowHeadRegressor (RFF)",
             ShallowHeadRegressor(RFFFeaturizer(1536, random_state=0), **head),
             (X3, y3),
             "predict",
