@@ -171,6 +171,43 @@ def _shallow_stage(p, kind, n_train, timing):
     }
 
 
+def _stage(stage, runs, rows, columns, memory, cpu_s, gpu_s):
+    return {
+        "stage": stage, "runs": runs, "rows": rows, "columns": columns,
+        "memory_gb": memory / 1e9, "cpu_s": cpu_s, "gpu_s": gpu_s,
+    }
+
+
+def _featurizer_stage(p, runs, rows, data, timing, label="featurizer training"):
+    steps = p.featurizer.get("max_iter", 0)
+    batch = p.featurizer.get("batch_size", 16_384)
+    # a float32 standardised copy and the split's train/validation copies
+    return _stage(
+        label, runs, rows, 3, data + 3 * rows * 3 * _F32,
+        runs * steps * batch * timing.denoiser_step,
+        runs * steps * batch * _denoiser_flops() / GPU_FLOPS,
+    )
+
+
+def _feature_costs(name, timing):
+    """Seconds and operations per row, and columns, of a model's features."""
+    n_features = _n_features(name)
+    if "(6 t)" in name or "(t=" in name:  # diffusion features, 256 per time
+        n_times = n_features // 256
+        flops = _transform_flops(n_times=n_times)
+        return timing.diffusion * n_times / 6, flops, n_features
+    per_row = {1536: timing.rff, 256: timing.rff / 6, 34: timing.poly}[n_features]
+    return per_row, 2 * 3 * n_features, n_features
+
+
+def _network_weights(name, width):
+    """Weights of a from-scratch network, from its label in MODELS."""
+    size = int(name.split("(")[1][0])  # dense(2x256): 2 layers; residual(3 blocks)
+    if name.startswith("residual"):
+        return 6 * width + 2 * size * width * width
+    return 6 * width + (size - 1) * width * width
+
+
 def surrogate_plan(preset, timing=None):
     """The stages of a surrogate-comparison preset, with their sizes and costs.
 
@@ -200,54 +237,30 @@ def surrogate_plan(preset, timing=None):
     fit_gb = 2 * n_train * 3 * _F64 / 1e9
     # the climate floor integrates n_climate trajectories (states, X, y)
     climate_gb = 3 * p.n_climate * p.climate_leads * lead * 3 * _F64 / 1e9
-    featurizer_steps = p.featurizer.get("max_iter", 0)
-    batch = p.featurizer.get("batch_size", 16_384)
     net_steps, net_batch = p.network["max_iter"], p.network["batch_size"]
     predictions = p.n_starts * p.n_leads + p.n_climate * p.climate_leads
     stages = [
-        {
-            "stage": "data: Lorenz 63 train + test (RK4)",
-            "runs": 1,
-            "rows": n_train + n_test,
-            "columns": 3,
-            "memory_gb": data_gb + climate_gb,
-            "cpu_s": steps_total * timing.integrate,
-            "gpu_s": np.nan,
-        },
-        {
-            "stage": "featurizer training (one per seed)",
-            "runs": seeds,
-            "rows": n_train,
-            "columns": 3,
-            # a float32 standardised copy and the split's train/validation copies
-            "memory_gb": 3 * n_train * 3 * _F32 / 1e9,
-            "cpu_s": seeds * featurizer_steps * batch * timing.denoiser_step,
-            "gpu_s": seeds * featurizer_steps * batch * _denoiser_flops() / GPU_FLOPS,
-        },
+        _stage(
+            "data: Lorenz 63 train + test (RK4)", 1, n_train + n_test, 3,
+            (data_gb + climate_gb) * 1e9, steps_total * timing.integrate, np.nan,
+        ),
+        _featurizer_stage(
+            p, seeds, n_train, 0.0, timing, "featurizer training (one per seed)"
+        ),
     ]
-    w = p.width
-    weights = {f"dense({n}x{w})": 6 * w + (n - 1) * w * w for n in (1, 2, 3)}
-    weights["residual(3 blocks)"] = 6 * w + 6 * w * w
     for name, seconds in timing.network_step.items():
-        stages.append(
-            {
-                "stage": f"from scratch: {name}",
-                "runs": seeds,
-                "rows": n_train,
-                "columns": 3,
-                "memory_gb": 4 * n_train * 3 * _F32 / 1e9,
-                "cpu_s": seeds * net_steps * net_batch * seconds,
-                "gpu_s": seeds * net_steps * net_batch * 6 * weights[name] / GPU_FLOPS,
-            }
-        )
+        weights = _network_weights(name, p.width)
+        stages.append(_stage(
+            f"from scratch: {name}", seeds, n_train, 3, 4 * n_train * 3 * _F32,
+            seeds * net_steps * net_batch * seconds,
+            seeds * net_steps * net_batch * 6 * weights / GPU_FLOPS,
+        ))
     ridges = [name for name in MODELS if "+ridge" in name]
     for name in ridges:
-        n_features = _n_features(name)
-        per_row = {1536: timing.rff, 256: timing.rff / 6, 34: timing.poly}[n_features]
+        per_row, feature_flops, n_features = _feature_costs(name, timing)
         flops = 2 * n_features * n_features
-        if name.startswith(("transfer", "untrained")):
-            per_row = timing.diffusion * n_features / 1536
-            flops += _transform_flops(n_times=n_features // 256)
+        if name.startswith(("transfer", "untrained")):  # as planned on GPUs
+            flops += feature_flops
         # one pass accumulates the normal equations (per part, held out or
         # not); a held-out penalty re-reads its quarter of the rows; the
         # rollouts predict; each chunk's features live in float64

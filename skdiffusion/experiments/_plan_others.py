@@ -21,20 +21,15 @@ from ._plan import (
     _F32,
     _F64,
     GPU_FLOPS,
-    _denoiser_flops,
-    _n_features,
+    _feature_costs,
+    _featurizer_stage,
+    _network_weights,
+    _stage,
     _transform_flops,
 )
 
 _STATS_ROWS = 65_536  # rows a streamed shallow head computes statistics on
 _LEAD, _BURN_IN = 10, 5_000
-
-
-def _stage(stage, runs, rows, columns, memory, cpu_s, gpu_s):
-    return {
-        "stage": stage, "runs": runs, "rows": rows, "columns": columns,
-        "memory_gb": memory / 1e9, "cpu_s": cpu_s, "gpu_s": gpu_s,
-    }
 
 
 def _lorenz63(n_trajectories, n_steps, timing):
@@ -44,34 +39,6 @@ def _lorenz63(n_trajectories, n_steps, timing):
     # RK4 is vectorised over up to 16 trajectories at once
     seconds = ceil(n_trajectories / 16) * (n_steps + _BURN_IN) * timing.integrate
     return rows, held, seconds
-
-
-def _featurizer_stage(p, runs, rows, data, timing, label="featurizer training"):
-    steps = p.featurizer.get("max_iter", 0)
-    batch = p.featurizer.get("batch_size", 16_384)
-    return _stage(
-        label, runs, rows, 3, data + 3 * rows * 3 * _F32,
-        runs * steps * batch * timing.denoiser_step,
-        runs * steps * batch * _denoiser_flops() / GPU_FLOPS,
-    )
-
-
-def _feature_costs(name, timing):
-    """Seconds and operations per row, and columns, of a model's features."""
-    n_features = _n_features(name)
-    if "(6 t)" in name or "(t=" in name:  # diffusion features, 256 per time
-        n_times = n_features // 256
-        return timing.diffusion * n_times / 6, _transform_flops(n_times=n_times), 1536
-    per_row = {1536: timing.rff, 256: timing.rff / 6, 34: timing.poly}[n_features]
-    return per_row, 2 * 3 * n_features, n_features
-
-
-def _network_weights(name, width):
-    """Weights of a from-scratch network, from its label in MODELS."""
-    size = int(name.split("(")[1][0])  # dense(2x256): 2 layers; residual(3 blocks)
-    if name.startswith("residual"):
-        return 6 * width + 2 * size * width * width
-    return 6 * width + (size - 1) * width * width
 
 
 def selection_plan(preset, timing):
